@@ -1,0 +1,41 @@
+"""nsopt: convergence experiments for nonsmooth stochastic optimization (JAX).
+
+The data path::
+
+    problem -> oracle -> algorithm -> run (scan; vmap over a batch) -> Trajectory
+
+Public API: :func:`sgd`, :func:`heavy_ball`, :func:`run`, :func:`run_batch`,
+:class:`Trajectory`, and the modules :mod:`schedules`, :mod:`oracles`,
+:mod:`problems`.
+"""
+
+from nsopt import algorithms, oracles, problems, schedules
+from nsopt.algorithms import (
+    HeavyBall,
+    SGD,
+    Trajectory,
+    heavy_ball,
+    proportional,
+    run,
+    run_batch,
+    seed_keys,
+    sgd,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HeavyBall",
+    "SGD",
+    "Trajectory",
+    "algorithms",
+    "heavy_ball",
+    "oracles",
+    "problems",
+    "proportional",
+    "run",
+    "run_batch",
+    "schedules",
+    "seed_keys",
+    "sgd",
+]

@@ -1,0 +1,21 @@
+"""Oracles ``(w, xi) -> v``, ``v`` an element of a conservative field at ``w``.
+
+- :func:`autodiff` turns a loss into an oracle by backpropagation;
+- :func:`relu`, :func:`abs`, :func:`maximum`, :func:`minimum`,
+  :func:`max_elementwise` are nonsmooth primitives with a chosen kink value.
+"""
+
+from nsopt.oracles.autodiff import Autodiff, Loss, Oracle, autodiff
+from nsopt.oracles.kinks import abs, max_elementwise, maximum, minimum, relu  # noqa: A004
+
+__all__ = [
+    "Autodiff",
+    "Loss",
+    "Oracle",
+    "autodiff",
+    "abs",
+    "max_elementwise",
+    "maximum",
+    "minimum",
+    "relu",
+]

@@ -1,0 +1,38 @@
+"""Problems: ``loss(w, xi)``, ``sampler``, ``F``, ``field``, ``dim``, ``init`` bundled.
+
+:func:`make` builds one by name (the CLI's ``problem`` config group).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from nsopt.problems.base import Problem
+from nsopt.problems.relu_net import MLP, ReluDigits, load_digits_split, relu_digits
+from nsopt.problems.toy import Ring, ring
+
+REGISTRY: dict[str, Callable[..., Problem]] = {
+    "ring": ring,
+    "relu_digits": relu_digits,
+}
+
+__all__ = ["MLP", "Problem", "REGISTRY", "ReluDigits", "Ring", "load_digits_split", "make",
+           "register", "relu_digits", "ring"]
+
+
+def register(name: str, factory: Callable[..., Problem]) -> None:
+    """Make ``factory`` available to :func:`make` and the CLI as ``problem.name=<name>``."""
+    REGISTRY[name] = factory
+
+
+def make(name: str, **kwargs: Any) -> Problem:
+    """Build the problem ``name`` with keyword parameters; errors list the allowed names."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown problem {name!r}; allowed: {sorted(REGISTRY)}")
+    try:
+        return REGISTRY[name](**kwargs)
+    except TypeError as e:
+        import inspect
+
+        params = list(inspect.signature(REGISTRY[name]).parameters)
+        raise TypeError(f"problem {name!r}: {e}; allowed parameters: {params}") from None
