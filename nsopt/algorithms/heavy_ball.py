@@ -2,12 +2,15 @@
 
     w_{k+1} = w_k - s * alpha_k * y_k
     y_{k+1} = beta_k * v_{k+1} + (1 - beta_k) * y_k,   v_{k+1} = oracle(w_{k+1}, xi_{k+1})
-    y_0 = v_0 = oracle(w_0, xi_0)   (or y_0 = 0 with ``init_momentum="zero"``)
+    y_0 = v_0 = oracle(w_0, xi_0)   (``init_momentum="oracle"``, the default)
+    y_0 = beta_0 * v_0              (``"scaled"``: optax's convention, see below)
+    y_0 = 0                         (``"zero"``)
 
 With ``beta_k = r * alpha_k`` the iterates shadow the limit system
 ``w' = -r y, y' in D_F(w) - y`` (Lyapunov function ``F(w) + r/2 ||y||^2``).
 For a constant ``beta`` this is ``optax.sgd(lambda k: beta * alpha_k, momentum=1 - beta)``
-with ``y_k = beta * m_k`` (optax starts its trace from ``m = 0``, i.e. ``y_0 = beta v_0``).
+with ``y_k = beta * m_{k+1}``: optax starts its trace from ``m = 0``, so it is the
+``init_momentum="scaled"`` variant (``y_0 = beta v_0``) step for step.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from nsopt.schedules import Schedule, ScheduleLike, as_schedule
 
 __all__ = ["HeavyBall", "HeavyBallState", "heavy_ball", "Proportional", "proportional"]
 
-_MOMENTUM_INITS = ("oracle", "zero")
+_MOMENTUM_INITS = ("oracle", "scaled", "zero")
 
 
 class HeavyBallState(eqx.Module):
@@ -57,6 +60,9 @@ class HeavyBall(Algorithm):
         check_oracle_output(w0, v0)
         if self.init_momentum == "zero":
             v0 = jax.tree.map(jnp.zeros_like, v0)
+        elif self.init_momentum == "scaled":
+            b0 = self.beta(jnp.asarray(0, jnp.int32))
+            v0 = jax.tree.map(lambda v: b0 * v, v0)
         y0 = jax.tree.map(lambda v, w: v.astype(w.dtype), v0, w0)
         return HeavyBallState(w=w0, y=y0)
 
@@ -81,7 +87,7 @@ def heavy_ball(
     beta: ScheduleLike,
     scale: float | Array = 1.0,
     *,
-    init_momentum: Literal["oracle", "zero"] = "oracle",
+    init_momentum: Literal["oracle", "scaled", "zero"] = "oracle",
 ) -> HeavyBall:
     """Stochastic heavy ball; ``alpha``, ``beta`` schedules or numbers (``beta`` in ``(0, 1]``).
 
