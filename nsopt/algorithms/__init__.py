@@ -2,7 +2,7 @@
 
 from nsopt.algorithms.base import Algorithm
 from nsopt.algorithms.heavy_ball import HeavyBall, HeavyBallState, Proportional, heavy_ball, proportional
-from nsopt.algorithms.run import Trajectory, check_steps, run, run_batch, seed_keys
+from nsopt.algorithms.run import Trajectory, check_steps, compile_batch, run, run_batch, seed_keys
 from nsopt.algorithms.sgd import SGD, SGDState, sgd
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "Proportional",
     "Trajectory",
     "check_steps",
+    "compile_batch",
     "heavy_ball",
     "proportional",
     "run",

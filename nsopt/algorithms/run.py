@@ -25,7 +25,7 @@ from nsopt.algorithms.base import Algorithm, Oracle, PyTree
 Sampler = Callable[[Array], Any]
 Objective = Callable[[PyTree], Array]
 
-__all__ = ["Trajectory", "run", "run_batch", "seed_keys", "check_steps"]
+__all__ = ["Trajectory", "run", "run_batch", "compile_batch", "seed_keys", "check_steps"]
 
 
 class Trajectory(eqx.Module):
@@ -198,6 +198,35 @@ def run_batch(
     sampler, w0[j], seed_keys(seeds)[i], ...)``.  Runs with the same seed share
     their noise sequence (common random numbers across inits and scales).
     """
+    args = _grid_args(algorithm, oracle, sampler, w0, seeds, num_steps, record_every, scales, objective)
+    return _run_grid(*args)
+
+
+def compile_batch(
+    algorithm: Algorithm,
+    oracle: Oracle,
+    sampler: Sampler,
+    w0: PyTree,
+    seeds: int | Sequence[int] | Array,
+    num_steps: int,
+    record_every: int = 1,
+    *,
+    scales: Sequence[float] | Array | None = None,
+    objective: Objective | None = None,
+) -> Callable[[], Trajectory]:
+    """Compile :func:`run_batch` ahead of time; returns a thunk that runs it.
+
+    Splits compile time from run time (the CLI reports both)::
+
+        go = compile_batch(...)   # traces and compiles
+        traj = go()               # runs the compiled program
+    """
+    args = _grid_args(algorithm, oracle, sampler, w0, seeds, num_steps, record_every, scales, objective)
+    compiled = _run_grid.lower(*args).compile()
+    return lambda: compiled(*args)
+
+
+def _grid_args(algorithm, oracle, sampler, w0, seeds, num_steps, record_every, scales, objective):
     check_steps(num_steps, record_every)
     keys = seed_keys(seeds)
     leaves = jax.tree.leaves(w0)
@@ -214,7 +243,7 @@ def run_batch(
     scales = jnp.asarray(scales, jnp.result_type(float))
     if scales.ndim != 1 or scales.size == 0:
         raise ValueError(f"scales must be a non-empty 1-D list of numbers, got shape {scales.shape}")
-    return _run_grid(algorithm, oracle, sampler, w0, keys, scales, num_steps, record_every, objective)
+    return algorithm, oracle, sampler, w0, keys, scales, num_steps, record_every, objective
 
 
 @eqx.filter_jit

@@ -1,0 +1,1 @@
+"""Experiment wiring: Hydra CLI, run folder, loggers, figures."""

@@ -1,0 +1,228 @@
+"""The main job as a pure function of its config: ``run_experiment(cfg, run_dir)``.
+
+It turns the config into calls of the public API (problem -> oracle ->
+algorithm -> ``compile_batch``), then writes the run folder:
+
+- ``config.yaml``   the resolved config
+- ``metrics.npz``   per algorithm: ``{alg}/objective`` (seeds, inits, scales, records),
+                    ``{alg}/tau``, ``{alg}/diverged_step``, ``{alg}/w_final``; ``k``;
+                    ``{alg}/w`` for 2-D problems
+- ``*.png``         objective vs iteration; iterates in the plane for 2-D problems
+- ``summary.json``  written last (atomically): statistics over the runs that did not
+                    diverge, divergence counts and steps, compile and run times
+
+and hands the same numbers to the logger (wandb or none).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nsopt.algorithms import compile_batch
+from nsopt.app import io
+from nsopt.app.config import (build_algorithms, build_inits, build_problem, build_schedule, run_keys,
+                              scales_of, validate)
+from nsopt.app.loggers import Logger, NoLogger
+
+__all__ = ["run_experiment", "set_precision", "environment"]
+
+log = logging.getLogger("nsopt")
+
+
+def set_precision(precision: str) -> None:
+    """``float64`` turns on ``jax_enable_x64`` (before any array of the job is created)."""
+    jax.config.update("jax_enable_x64", precision == "float64")
+
+
+def environment() -> dict[str, Any]:
+    """What is needed to reproduce a run besides its config and seed."""
+    versions = {}
+    for pkg in ("nsopt", "jax", "jaxlib", "equinox", "flax", "optax", "numpy", "hydra-core", "wandb"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "jax_backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "x64": bool(jax.config.jax_enable_x64),
+        "versions": versions,
+    }
+
+
+def _stats(x: np.ndarray) -> dict[str, float | None]:
+    if x.size == 0:
+        return {"mean": None, "median": None, "q10": None, "q90": None, "min": None, "max": None}
+    q10, med, q90 = np.quantile(x, [0.1, 0.5, 0.9])
+    return {"mean": float(x.mean()), "median": float(med), "q10": float(q10), "q90": float(q90),
+            "min": float(x.min()), "max": float(x.max())}
+
+
+def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path, logger: Logger | None = None,
+                   config_yaml: str | None = None) -> dict[str, Any]:
+    """Run the main job described by ``cfg`` (a plain nested dict) and write ``run_dir``.
+
+    Returns the summary (also written to ``run_dir/summary.json``).
+    """
+    t_start = time.perf_counter()
+    validate(cfg)
+    set_precision(cfg["precision"])
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logger = logger or NoLogger()
+    if config_yaml is not None:
+        io.write_text(run_dir / io.CONFIG, config_yaml)
+
+    problem = build_problem(cfg["problem"])
+    alpha = build_schedule(cfg["schedule"])
+    algorithms = build_algorithms(cfg["algorithm"], alpha)
+    scales = scales_of(cfg)
+    n_seeds, n_inits, n_steps, every = cfg["seeds"], cfg["inits"], cfg["num_steps"], cfg["record_every"]
+    w0 = build_inits(cfg["init"], problem, cfg["seed"], n_inits)
+    keys = run_keys(cfg["seed"], n_seeds)
+    n_runs = n_seeds * n_inits * len(scales)
+    log.info("problem %s (dim %d), %d runs x %d steps (record every %d), algorithms %s",
+             problem.name, problem.dim, n_runs, n_steps, every, list(algorithms))
+    logger.start(cfg, run_dir)
+    exit_code = 1
+    try:
+        arrays: dict[str, np.ndarray] = {}
+        per_alg: dict[str, Any] = {}
+        trajs = {}
+        for name, alg in algorithms.items():
+            t0 = time.perf_counter()
+            go = compile_batch(alg, problem.oracle(), problem.sampler, w0, keys, n_steps, every,
+                               scales=scales, objective=problem.F)
+            t1 = time.perf_counter()
+            log.info("%s: compiled in %.2f s; running %d x %d steps", name, t1 - t0, n_runs, n_steps)
+            traj = jax.block_until_ready(go())
+            t2 = time.perf_counter()
+            trajs[name] = traj
+            obj = np.asarray(traj.objective)
+            dstep = np.asarray(traj.diverged_step)
+            bad = dstep >= 0
+            final = obj[..., -1]
+            finite_final = np.isfinite(final) & ~bad
+            arrays[f"{name}/objective"] = obj
+            arrays[f"{name}/tau"] = np.asarray(traj.tau)
+            arrays[f"{name}/diverged_step"] = dstep
+            arrays[f"{name}/w_final"] = np.concatenate(
+                [np.asarray(x)[..., -1, :].reshape(n_seeds, n_inits, len(scales), -1)
+                 for x in jax.tree.leaves(traj.w)], axis=-1)
+            if problem.is_2d:
+                arrays[f"{name}/w"] = np.asarray(traj.w)
+            per_alg[name] = {
+                "final_objective": _stats(final[finite_final]),
+                "runs": int(bad.size),
+                "diverged": int(bad.sum()),
+                "diverged_runs": [
+                    {"seed_index": int(i), "init_index": int(j), "scale": scales[int(s)],
+                     "step": int(dstep[i, j, s])} for i, j, s in zip(*np.nonzero(bad))
+                ],
+                "compile_s": t1 - t0,
+                "run_s": t2 - t1,
+                "steps_per_s": n_runs * n_steps / max(t2 - t1, 1e-9),
+            }
+            if bad.any():
+                log.warning("%s: %d of %d runs diverged (NaN/inf), first at step %d; they are excluded "
+                            "from the statistics and listed in summary.json", name, int(bad.sum()),
+                            bad.size, int(dstep[bad].min()))
+            st = per_alg[name]["final_objective"]
+            log.info("%s: ran in %.2f s (%.3g steps/s); final F median %s [q10 %s, q90 %s]", name,
+                     t2 - t1, per_alg[name]["steps_per_s"], _fmt(st["median"]), _fmt(st["q10"]),
+                     _fmt(st["q90"]))
+        k = np.asarray(next(iter(trajs.values())).k).reshape(-1, n_steps // every + 1)[0]
+        arrays["k"] = k
+        io.write_npz(run_dir / io.METRICS, **arrays)
+
+        rows = _history_rows(arrays, list(algorithms), k)
+        logger.log_history(rows, k.tolist())
+
+        figures: dict[str, Path] = {}
+        if cfg.get("figures", True):
+            figures = _figures(problem, arrays, list(algorithms), k, cfg, run_dir)
+            logger.log_figures(figures)
+
+        summary = {
+            "complete": True,
+            "problem": problem.name,
+            "dim": problem.dim,
+            "algorithms": per_alg,
+            "runs_per_algorithm": n_runs,
+            "diverged_total": int(sum(a["diverged"] for a in per_alg.values())),
+            "num_steps": n_steps,
+            "record_every": every,
+            "seed": cfg["seed"],
+            "figures": sorted(p.name for p in figures.values()),
+            "total_s": time.perf_counter() - t_start,
+            "environment": environment(),
+        }
+        logger.log_summary({k_: v for k_, v in summary.items() if k_ != "environment"})
+        io.write_json(run_dir / io.SUMMARY, summary)
+        exit_code = 0
+        return summary
+    finally:
+        logger.finish(exit_code)
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def _history_rows(arrays: Mapping[str, np.ndarray], names: list[str], k: np.ndarray) -> list[dict]:
+    rows = [dict() for _ in k]
+    for name in names:
+        obj = arrays[f"{name}/objective"]
+        ok = arrays[f"{name}/diverged_step"] < 0
+        flat = obj[ok]  # (runs, records)
+        tau = arrays[f"{name}/tau"][ok]
+        if flat.size == 0:
+            continue
+        q10, med, q90 = np.quantile(flat, [0.1, 0.5, 0.9], axis=0)
+        mean = flat.mean(0)
+        tau_med = np.median(tau, axis=0)
+        for i, row in enumerate(rows):
+            row[f"{name}/objective_median"] = float(med[i])
+            row[f"{name}/objective_q10"] = float(q10[i])
+            row[f"{name}/objective_q90"] = float(q90[i])
+            row[f"{name}/objective_mean"] = float(mean[i])
+            row[f"{name}/tau"] = float(tau_med[i])
+    return rows
+
+
+def _figures(problem, arrays, names, k, cfg, run_dir: Path) -> dict[str, Path]:
+    from nsopt.app import plots
+
+    sched = dict(cfg["schedule"])
+    sched_txt = sched.pop("name") + "(" + ", ".join(f"{key}={v:g}" for key, v in sched.items()) + ")"
+    title = (f"{problem.name}, alpha = {sched_txt}\n{cfg['seeds']} seeds x {cfg['inits']} inits x "
+             f"{len(scales_of(cfg))} scales")
+    out = {
+        "objective": plots.plot_objective(
+            k,
+            {n: arrays[f"{n}/objective"].reshape(-1, len(k)) for n in names},
+            {n: (arrays[f"{n}/diverged_step"] >= 0).reshape(-1) for n in names},
+            title, run_dir / "objective.png"),
+    }
+    if problem.is_2d:
+        F = jax.jit(jax.vmap(problem.F))
+
+        def F_np(pts: np.ndarray) -> np.ndarray:
+            shape = pts.shape[:-1]
+            return np.asarray(F(jnp.asarray(pts.reshape(-1, 2)))).reshape(shape)
+
+        out["iterates"] = plots.plot_iterates_2d(
+            {n: arrays[f"{n}/w"].reshape(-1, len(k), 2) for n in names}, F_np, title,
+            run_dir / "iterates.png")
+    return out

@@ -1,0 +1,80 @@
+"""Figures of the main job: objective vs iteration (spread over runs), iterates in 2-D."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["plot_objective", "plot_iterates_2d", "COLORS"]
+
+COLORS = {"sgd": "tab:blue", "heavy_ball": "tab:orange"}
+
+
+def plot_objective(k: np.ndarray, objectives: Mapping[str, np.ndarray], diverged: Mapping[str, np.ndarray],
+                   title: str, path: str | Path) -> Path:
+    """``F(w_k)`` vs ``k``: median and 10-90% band over the runs that did not diverge.
+
+    ``objectives[name]`` has shape ``(runs, records)``; ``diverged[name]`` is a ``(runs,)`` mask.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for name, obj in objectives.items():
+        ok = obj[~diverged[name]]
+        color = COLORS.get(name)
+        n_bad = int(diverged[name].sum())
+        label = f"{name} (median, {len(ok)} runs" + (f", {n_bad} diverged)" if n_bad else ")")
+        if len(ok):
+            lo, med, hi = np.quantile(ok, [0.1, 0.5, 0.9], axis=0)
+            ax.plot(k, med, color=color, lw=2, label=label)
+            ax.fill_between(k, lo, hi, color=color, alpha=0.2, label=f"{name} 10-90%")
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration k")
+    ax.set_ylabel("objective F(w_k)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_iterates_2d(w: Mapping[str, np.ndarray], F: Callable[[np.ndarray], np.ndarray], title: str,
+                     path: str | Path, max_runs: int = 12) -> Path:
+    """Iterates ``w_k`` of a few runs over the contour lines of ``F``, one panel per algorithm.
+
+    ``w[name]`` has shape ``(runs, records, 2)``; ``F`` maps ``(..., 2)`` points to values.
+    """
+    names = list(w)
+    fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 5), dpi=120, squeeze=False)
+    pts = np.concatenate([np.asarray(v).reshape(-1, 2) for v in w.values()])
+    pts = pts[np.all(np.isfinite(pts), axis=1)]
+    lo, hi = pts.min(0), pts.max(0)
+    pad = 0.15 * (hi - lo + 1e-9)
+    gx, gy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], 200),
+                         np.linspace(lo[1] - pad[1], hi[1] + pad[1], 200))
+    gz = np.asarray(F(np.stack([gx, gy], -1)))
+    for ax, name in zip(axes[0], names):
+        cs = ax.contour(gx, gy, gz, levels=15, cmap="Greys", linewidths=0.7)
+        ax.clabel(cs, fontsize=6)
+        runs = np.asarray(w[name])[:max_runs]
+        cmap = plt.get_cmap("viridis")
+        for i, traj in enumerate(runs):
+            c = cmap(i / max(len(runs) - 1, 1))
+            ax.plot(traj[:, 0], traj[:, 1], "-", color=c, lw=0.8, alpha=0.8)
+            ax.plot(traj[0, 0], traj[0, 1], "o", color=c, ms=4)
+            ax.plot(traj[-1, 0], traj[-1, 1], "*", color="red", ms=7)
+        ax.set_title(f"{name}: {len(runs)} runs (o start, * end)")
+        ax.set_xlabel("w[0]")
+        ax.set_ylabel("w[1]")
+        ax.set_aspect("equal", adjustable="box")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
