@@ -16,12 +16,13 @@ and hands the same numbers to the logger (wandb or none).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import platform
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -38,9 +39,19 @@ __all__ = ["run_experiment", "set_precision", "environment"]
 log = logging.getLogger("nsopt")
 
 
-def set_precision(precision: str) -> None:
-    """``float64`` turns on ``jax_enable_x64`` (before any array of the job is created)."""
+@contextlib.contextmanager
+def set_precision(precision: str) -> Iterator[None]:
+    """``float64`` turns on ``jax_enable_x64`` for the job (before any of its arrays exist).
+
+    The previous setting is restored afterwards, so in-process callers (tests,
+    notebooks) keep their own precision.
+    """
+    old = bool(jax.config.jax_enable_x64)
     jax.config.update("jax_enable_x64", precision == "float64")
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", old)
 
 
 def environment() -> dict[str, Any]:
@@ -75,9 +86,13 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path, logger: Logger |
 
     Returns the summary (also written to ``run_dir/summary.json``).
     """
-    t_start = time.perf_counter()
     validate(cfg)
-    set_precision(cfg["precision"])
+    with set_precision(cfg["precision"]):
+        return _run(cfg, Path(run_dir), logger, config_yaml)
+
+
+def _run(cfg: Mapping[str, Any], run_dir: Path, logger: Logger | None, config_yaml: str | None) -> dict:
+    t_start = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     logger = logger or NoLogger()
@@ -223,6 +238,7 @@ def _figures(problem, arrays, names, k, cfg, run_dir: Path) -> dict[str, Path]:
             return np.asarray(F(jnp.asarray(pts.reshape(-1, 2)))).reshape(shape)
 
         out["iterates"] = plots.plot_iterates_2d(
-            {n: arrays[f"{n}/w"].reshape(-1, len(k), 2) for n in names}, F_np, title,
+            {n: arrays[f"{n}/w"].reshape(-1, len(k), 2)[arrays[f"{n}/diverged_step"].reshape(-1) < 0]
+             for n in names}, F_np, title,
             run_dir / "iterates.png")
     return out

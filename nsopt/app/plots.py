@@ -54,6 +54,8 @@ def plot_iterates_2d(w: Mapping[str, np.ndarray], F: Callable[[np.ndarray], np.n
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 5), dpi=120, squeeze=False)
     pts = np.concatenate([np.asarray(v).reshape(-1, 2) for v in w.values()])
     pts = pts[np.all(np.isfinite(pts), axis=1)]
+    if len(pts) == 0:
+        pts = np.array([[-1.0, -1.0], [1.0, 1.0]])
     lo, hi = pts.min(0), pts.max(0)
     pad = 0.15 * (hi - lo + 1e-9)
     gx, gy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], 200),

@@ -1,0 +1,207 @@
+"""The Hydra main job: compose, in-process runs, subprocess runs, bad input, wandb round trip."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import nsopt
+from nsopt.app.cli import config_dir
+from nsopt.app.config import ConfigError, build_algorithms, build_inits, build_problem, build_schedule, run_keys
+from nsopt.app.experiment import run_experiment
+from nsopt.app.loggers import WandbLogger, wandb_mode
+from nsopt.app.wandb_records import find_run_file, read_run
+
+SMALL = ["seeds=3", "inits=2", "num_steps=200", "record_every=20", "logger=none"]
+
+
+def cfg_of(overrides):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_defaults_compose():
+    cfg = cfg_of([])
+    assert cfg["problem"]["name"] == "ring"
+    assert cfg["algorithm"]["name"] == "sgd_and_heavy_ball"
+    assert cfg["schedule"] == {"name": "inverse_power", "a": 0.5, "b": 10.0, "p": 0.75}
+    assert cfg["logger"]["name"] == "wandb" and cfg["logger"]["mode"] == "auto"
+    assert cfg["seeds"] * cfg["inits"] >= 24  # dozens of runs by default
+
+
+def test_issue_overrides_compose_and_run(tmp_path):
+    cfg = cfg_of(["algorithm=heavy_ball", "schedule=inverse_power", "schedule.p=0.75", "seeds=64",
+                  "inits=1", "num_steps=100", "record_every=10", "logger=none", "figures=false"])
+    assert cfg["schedule"]["p"] == 0.75 and cfg["seeds"] == 64
+    summary = run_experiment(cfg, tmp_path)
+    assert list(summary["algorithms"]) == ["heavy_ball"]
+    assert summary["algorithms"]["heavy_ball"]["runs"] == 64
+    m = np.load(tmp_path / "metrics.npz")
+    assert m["heavy_ball/objective"].shape == (64, 1, 1, 11)
+
+
+def test_run_folder_numbers_match_the_api(tmp_path):
+    """The CLI's metrics are exactly what the public API computes for the same keys and inits."""
+    cfg = cfg_of(SMALL + ["scales=[0.5,1.0]", "precision=float64"])  # the tests run in float64
+    summary = run_experiment(cfg, tmp_path, config_yaml=OmegaConf.to_yaml(cfg))
+    for f in ("summary.json", "metrics.npz", "config.yaml", "objective.png", "iterates.png"):
+        assert (tmp_path / f).is_file(), f
+    assert json.loads((tmp_path / "summary.json").read_text())["complete"] is True
+    m = np.load(tmp_path / "metrics.npz")
+    problem = build_problem(cfg["problem"])
+    algs = build_algorithms(cfg["algorithm"], build_schedule(cfg["schedule"]))
+    w0 = build_inits(cfg["init"], problem, cfg["seed"], 2)
+    key = run_keys(cfg["seed"], 3)[2]
+    for name, alg in algs.items():
+        single = nsopt.run(alg.with_scale(0.5), problem.oracle(), problem.sampler, w0[1], key, 200, 20,
+                           objective=problem.F)
+        np.testing.assert_allclose(m[f"{name}/objective"][2, 1, 0], single.objective, rtol=1e-12)
+        np.testing.assert_allclose(m[f"{name}/w"][2, 1, 0], single.w, rtol=1e-12)
+        final = m[f"{name}/objective"][..., -1]
+        assert summary["algorithms"][name]["final_objective"]["median"] == pytest.approx(np.median(final))
+    assert m["k"].tolist() == list(range(0, 201, 20))
+
+
+def test_divergence_counted_not_averaged(tmp_path):
+    cfg = cfg_of(SMALL + ["schedule=constant", "schedule.a=0.05", "scales=[0.1,40.0]", "figures=true",
+                          "algorithm=sgd"])
+    summary = run_experiment(cfg, tmp_path)
+    s = summary["algorithms"]["sgd"]
+    m = np.load(tmp_path / "metrics.npz")
+    dstep = m["sgd/diverged_step"]
+    assert (dstep[:, :, 1] > 0).all() and (dstep[:, :, 0] == -1).all()  # the big scale blows up, only it
+    assert s["diverged"] == 6 and summary["diverged_total"] == 6
+    assert {r["scale"] for r in s["diverged_runs"]} == {40.0}
+    good = m["sgd/objective"][:, :, 0, -1]
+    assert s["final_objective"]["mean"] == pytest.approx(good.mean())
+    assert np.isfinite(s["final_objective"]["max"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (["schedule.a=-1"], "schedule.a=-1 is not allowed"),
+        (["schedule.p=1.5"], "schedule.p=1.5 is not allowed; it must be in (0, 1]"),
+        (["record_every=7"], "record_every=7 is not allowed with num_steps=200"),
+        (["seeds=0"], "seeds=0 is not allowed; it must be an integer >= 1"),
+        (["scales=[1.0,-2.0]"], "scales[1]=-2.0 is not allowed"),
+        (["precision=float16"], "precision='float16' is not allowed; choose one of ['float32', 'float64']"),
+        (["problem.kink=3.0"], "kink (abs'(0)) must be in [-1, 1]"),
+        (["algorithm=heavy_ball", "algorithm.beta.kind=constant", "algorithm.beta.value=2.0"],
+         "algorithm.beta.value=2.0 is not allowed"),
+        (["algorithm=heavy_ball", "algorithm.beta.value=100.0"], "beta_0 = r * alpha_0"),
+        (["init=gaussian", "init.std=-1"], "init.std=-1"),
+    ],
+)
+def test_bad_config_values(tmp_path, override, message):
+    with pytest.raises(ConfigError) as e:
+        run_experiment(cfg_of(SMALL + override), tmp_path)
+    assert message in str(e.value)
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_unknown_group_choice_lists_options():
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException, match="inverse_power"):
+        cfg_of(["schedule=cosine"])
+
+
+def _env():
+    env = dict(os.environ)
+    env.pop("JAX_ENABLE_X64", None)
+    env["WANDB_MODE"] = "offline"
+    return env
+
+
+def test_subprocess_from_another_directory(tmp_path):
+    """``python -m nsopt`` works from any folder and writes its run folder there."""
+    out = subprocess.run(
+        [sys.executable, "-m", "nsopt", *SMALL, f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"results in {tmp_path / 'run'}" in out.stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["environment"]["x64"] is False  # default precision float32
+    assert summary["algorithms"]["sgd"]["runs"] == 6
+
+
+def test_subprocess_bad_value_exits_with_clear_message(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "nsopt", *SMALL, "schedule.a=0", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 2
+    assert "configuration error: schedule.a=0 is not allowed; it must be a finite number > 0" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = subprocess.run(
+        [sys.executable, "-m", "nsopt", "algorithm=adam"], cwd=tmp_path, env=_env(),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode != 0
+    assert "Could not find 'algorithm/adam'" in out.stderr and "heavy_ball" in out.stderr
+
+
+@pytest.mark.skipif(shutil.which("nsopt") is None, reason="console script not on PATH")
+def test_console_script(tmp_path):
+    out = subprocess.run(["nsopt", "--cfg", "job"], cwd=tmp_path, env=_env(), capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "inverse_power" in out.stdout
+
+
+def test_wandb_offline_round_trip(tmp_path, monkeypatch):
+    """An offline wandb run is written next to the local results and holds the same numbers."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert wandb_mode("auto") == "offline"
+    cfg = cfg_of(SMALL[:-1] + ["logger=wandb", "logger.tags=[test]"])
+    run_experiment(cfg, tmp_path, WandbLogger(mode="auto", tags=["test"], project="nsopt-test"))
+    rec = read_run(find_run_file(tmp_path / "wandb"))
+    m = np.load(tmp_path / "metrics.npz")
+    assert rec["config"]["seeds"] == 3 and rec["config"]["schedule"]["p"] == 0.75
+    assert rec["run"]["tags"] == ["test"] and rec["run"]["project"] == "nsopt-test"
+    hist = [h for h in rec["history"] if "sgd/objective_median" in h]
+    assert [h["_step"] for h in hist] == m["k"].tolist()
+    med = np.median(m["sgd/objective"].reshape(-1, len(m["k"])), axis=0)
+    np.testing.assert_allclose([h["sgd/objective_median"] for h in hist], med, rtol=1e-6)
+    assert rec["summary"]["algorithms/heavy_ball/runs"] == 6
+    assert any(f.endswith(".png") and "objective" in f for f in rec["files"])
+
+
+def test_wandb_failure_keeps_local_results(tmp_path, monkeypatch):
+    """A broken wandb never loses the local run folder."""
+    import wandb
+
+    def boom(*a, **k):
+        raise RuntimeError("network unreachable")
+
+    monkeypatch.setattr(wandb, "init", boom)
+    cfg = cfg_of(SMALL + ["figures=false"])
+    summary = run_experiment(cfg, tmp_path, WandbLogger(mode="online"))
+    assert summary["complete"] and (tmp_path / "summary.json").is_file()
+    with pytest.raises(ValueError, match=r"logger.mode='sometimes' is not allowed"):
+        WandbLogger(mode="sometimes")
+
+
+def test_precision_float64_flag(tmp_path):
+    cfg = cfg_of(SMALL + ["precision=float64", "figures=false"])
+    summary = run_experiment(cfg, tmp_path)
+    assert summary["environment"]["x64"] is True
+    assert np.load(tmp_path / "metrics.npz")["sgd/objective"].dtype == np.float64
+    x64 = bool(jax.config.jax_enable_x64)
+    summary = run_experiment(cfg_of(SMALL + ["precision=float32", "figures=false"]), tmp_path)
+    assert summary["environment"]["x64"] is False
+    assert np.load(tmp_path / "metrics.npz")["sgd/objective"].dtype == np.float32
+    assert bool(jax.config.jax_enable_x64) == x64  # the caller's setting is restored
