@@ -1,0 +1,228 @@
+"""Linear solves ``B t = b`` for implicit derivatives, with the invertibility check.
+
+``B = d_x F(theta, x*)`` is given as a linear map on flat vectors.  Two families:
+
+- **dense** (small systems): ``B`` is materialized (``m`` Jacobian-vector
+  products), its singular values are checked, then ``t = B^{-1} b`` by LU
+  (``singular="raise"``) or ``t = B^+ b`` (``singular="pinv"``).  Everything is
+  plain linear algebra with constant matrices, so JAX transposes it (reverse
+  mode) and differentiates it (higher order) by itself.
+- **iterative** (large systems, matrix-free): CG when ``B`` is declared
+  symmetric (definite, either sign), GMRES or BiCGStab otherwise (``jax.scipy``),
+  wrapped in ``jax.lax.custom_linear_solve`` so reverse mode solves ``B^T u = v``
+  with the same method.  ``singular="pinv"`` runs CG on the normal equations
+  ``B^T B t = B^T b`` from ``t = 0``, which converges to the least-squares
+  solution of minimal norm, ``B^+ b``.  A solve whose true residual
+  ``||B t - b||`` exceeds ``check_factor * max(rtol ||b||, atol)`` (or is not
+  finite) is a failure.
+
+Failures never come back as silent NaN: they raise through :func:`equinox.error_if`
+(``EquinoxRuntimeError`` eagerly and under ``eqx.filter_jit``;
+``jax.errors.JaxRuntimeError`` under ``jax.jit``; both are ``RuntimeError``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.scipy.sparse.linalg as jsl
+import numpy as np
+from jax import Array
+
+__all__ = [
+    "LinearSolver",
+    "METHODS",
+    "SINGULAR_POLICIES",
+    "SINGULAR_MESSAGE",
+    "as_linear_solver",
+    "materialize",
+    "dense_solve",
+    "iterative_solve",
+    "default_rcond",
+]
+
+METHODS = ("auto", "dense", "cg", "gmres", "bicgstab")
+SINGULAR_POLICIES = ("raise", "pinv")
+
+SINGULAR_MESSAGE = (
+    "nsopt.implicit: the invertibility condition of the nonsmooth implicit function theorem "
+    "fails (THEORY.md §2; arXiv 2106.04350, Thm. 1): B = d_x F(theta, x*) is numerically "
+    "singular (sigma_min(B) <= rcond * sigma_max(B)) or not finite, so -B^{-1} A is not a "
+    "conservative Jacobian of the solution map. Inspect B with "
+    "nsopt.implicit.diagnose(F, theta, x); singular='pinv' gives the least-squares derivative, "
+    "whose gradient dynamics can be pathological (cycles, Lorenz: THEORY.md §6)."
+)
+
+ITERATIVE_MESSAGE = (
+    "nsopt.implicit: the iterative linear solve B t = b for the implicit derivative failed "
+    "(residual ||B t - b|| above check_factor * max(rtol ||b||, atol), or not finite): the "
+    "invertibility condition of the nonsmooth implicit function theorem (THEORY.md §2; "
+    "arXiv 2106.04350, Thm. 1) may fail, or the solver needs more steps (max_steps, restart) "
+    "or looser tolerances. Check with nsopt.implicit.diagnose(F, theta, x)."
+)
+
+
+class LinearSolver(eqx.Module):
+    """How implicit derivatives solve ``B t = b`` (immutable configuration).
+
+    Attributes:
+        method: ``"auto"`` (dense when ``m <= dense_max_size``, else CG if
+            ``symmetric`` else GMRES), ``"dense"``, ``"cg"``, ``"gmres"``, ``"bicgstab"``.
+        rtol, atol: iterative tolerances ``||B t - b|| <= max(rtol ||b||, atol)``;
+            ``rtol=None`` means ``sqrt(eps)`` of the dtype.
+        max_steps: iteration cap of the iterative methods (``None``: ``10 m``).
+        restart: GMRES restart length.
+        dense_max_size: largest ``m`` solved densely by ``"auto"``.
+        rcond: ``B`` is numerically singular when ``sigma_min <= rcond * sigma_max``
+            (dense check, and the pseudo-inverse cut-off); ``None`` means ``10 m eps``.
+        symmetric: declare ``B`` symmetric definite (positive or negative): ``"auto"``
+            then picks CG for large systems (``"cg"`` always assumes it).
+        check_factor: slack of the iterative residual check.
+    """
+
+    method: str = eqx.field(static=True, default="auto")
+    rtol: float | None = eqx.field(static=True, default=None)
+    atol: float = eqx.field(static=True, default=0.0)
+    max_steps: int | None = eqx.field(static=True, default=None)
+    restart: int = eqx.field(static=True, default=20)
+    dense_max_size: int = eqx.field(static=True, default=256)
+    rcond: float | None = eqx.field(static=True, default=None)
+    symmetric: bool = eqx.field(static=True, default=False)
+    check_factor: float = eqx.field(static=True, default=10.0)
+
+    def __check_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(
+                f"linear_solve method must be one of {METHODS}, got {self.method!r}"
+            )
+        for name in ("rtol", "rcond"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ValueError(f"LinearSolver.{name} must be > 0 or None, got {v!r}")
+        if not self.atol >= 0:
+            raise ValueError(f"LinearSolver.atol must be >= 0, got {self.atol!r}")
+        if self.max_steps is not None and not self.max_steps >= 1:
+            raise ValueError(f"LinearSolver.max_steps must be >= 1 or None, got {self.max_steps!r}")
+        if not self.restart >= 1:
+            raise ValueError(f"LinearSolver.restart must be >= 1, got {self.restart!r}")
+        if not self.dense_max_size >= 0:
+            raise ValueError(
+                f"LinearSolver.dense_max_size must be >= 0, got {self.dense_max_size!r}"
+            )
+        if not self.check_factor >= 1:
+            raise ValueError(
+                f"LinearSolver.check_factor must be >= 1, got {self.check_factor!r}"
+            )
+
+    def resolve(self, m: int) -> str:
+        """The concrete method for an ``m x m`` system."""
+        if self.method != "auto":
+            return self.method
+        if m <= self.dense_max_size:
+            return "dense"
+        return "cg" if self.symmetric else "gmres"
+
+
+def as_linear_solver(linear_solve: str | LinearSolver) -> LinearSolver:
+    """Accept a method name or a :class:`LinearSolver`."""
+    if isinstance(linear_solve, LinearSolver):
+        return linear_solve
+    if isinstance(linear_solve, str):
+        return LinearSolver(method=linear_solve)
+    raise TypeError(
+        f"linear_solve must be one of {METHODS} or an nsopt.implicit.LinearSolver, "
+        f"got {linear_solve!r}"
+    )
+
+
+def check_singular_policy(singular: str) -> Literal["raise", "pinv"]:
+    if singular not in SINGULAR_POLICIES:
+        raise ValueError(f"singular must be one of {SINGULAR_POLICIES}, got {singular!r}")
+    return singular  # type: ignore[return-value]
+
+
+def default_rcond(m: int, dtype) -> float:
+    """``10 m eps``: the relative singular-value threshold of the dense check."""
+    return 10.0 * max(m, 1) * float(np.finfo(dtype).eps)
+
+
+def materialize(matvec: Callable[[Array], Array], m: int, dtype) -> Array:
+    """The ``m x m`` matrix of a linear map on flat vectors (one JVP per column)."""
+    return jax.vmap(matvec, out_axes=1)(jnp.eye(m, dtype=dtype))
+
+
+def singular_values(B: Array) -> Array:
+    """Singular values of ``B`` (descending), never differentiated."""
+    return jnp.linalg.svdvals(jax.lax.stop_gradient(B))
+
+
+def dense_solve(B: Array, b: Array, singular: str, rcond: float | None) -> Array:
+    """``B^{-1} b`` after the invertibility check, or ``B^+ b`` (``singular="pinv"``).
+
+    ``b`` may have trailing columns.  Linear in ``b`` with constant matrices, so
+    transposable (reverse mode) and differentiable in ``B`` (higher order).
+    """
+    m = B.shape[0]
+    rc = default_rcond(m, B.dtype) if rcond is None else rcond
+    finite = jnp.all(jnp.isfinite(jax.lax.stop_gradient(B)))
+    if singular == "pinv":
+        B = eqx.error_if(B, ~finite, SINGULAR_MESSAGE)
+        return jnp.linalg.pinv(B, rtol=rc) @ b
+    s = singular_values(B)
+    bad = ~finite | ~(s[-1] > rc * s[0])
+    B = eqx.error_if(B, bad, SINGULAR_MESSAGE)
+    return jnp.linalg.solve(B, b)
+
+
+def _rtol(cfg: LinearSolver, dtype) -> float:
+    return float(np.sqrt(np.finfo(dtype).eps)) if cfg.rtol is None else cfg.rtol
+
+
+def _krylov(cfg: LinearSolver, method: str, singular: str, m: int):
+    """A ``solve(matvec, b)`` for ``custom_linear_solve`` (also used for the transpose)."""
+    maxiter = 10 * m if cfg.max_steps is None else cfg.max_steps
+
+    def solve(matvec: Callable[[Array], Array], b: Array) -> Array:
+        rtol = _rtol(cfg, b.dtype)
+        if singular == "pinv":
+            rmatvec = jax.linear_transpose(matvec, b)
+
+            def normal(v):
+                return rmatvec(matvec(v))[0]
+
+            rhs = rmatvec(b)[0]
+            t, _ = jsl.cg(normal, rhs, tol=rtol, atol=cfg.atol, maxiter=maxiter)
+            # Least-squares: the residual of the normal equations is what must vanish.
+            res = jnp.linalg.norm(normal(t) - rhs)
+            bound = cfg.check_factor * jnp.maximum(rtol * jnp.linalg.norm(rhs), cfg.atol)
+        else:
+            if method == "cg":
+                t, _ = jsl.cg(matvec, b, tol=rtol, atol=cfg.atol, maxiter=maxiter)
+            elif method == "gmres":
+                t, _ = jsl.gmres(
+                    matvec, b, tol=rtol, atol=cfg.atol, restart=min(cfg.restart, m),
+                    maxiter=max(1, maxiter // max(1, min(cfg.restart, m))),
+                )
+            else:  # bicgstab
+                t, _ = jsl.bicgstab(matvec, b, tol=rtol, atol=cfg.atol, maxiter=maxiter)
+            res = jnp.linalg.norm(matvec(t) - b)
+            bound = cfg.check_factor * jnp.maximum(rtol * jnp.linalg.norm(b), cfg.atol)
+        bad = ~jnp.all(jnp.isfinite(t)) | ~(res <= bound)
+        return eqx.error_if(t, bad, ITERATIVE_MESSAGE)
+
+    return solve
+
+
+def iterative_solve(
+    matvec: Callable[[Array], Array], b: Array, cfg: LinearSolver, method: str, singular: str
+) -> Array:
+    """``B^{-1} b`` (or ``B^+ b``) matrix-free; transposable through ``custom_linear_solve``."""
+    m = b.shape[0]
+    solve = _krylov(cfg, method, singular, m)
+    symmetric = method == "cg" and singular != "pinv"
+    return jax.lax.custom_linear_solve(
+        matvec, b, solve=solve, transpose_solve=None if symmetric else solve, symmetric=symmetric
+    )
