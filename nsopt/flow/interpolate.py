@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax import Array
@@ -60,7 +61,9 @@ def interpolate(traj: Trajectory, t: Array | float) -> PyTree:
     ``[tau_0, tau_last]``.
     """
     check_trajectory(traj, "interpolate")
-    nb = len(batch_shape(traj))
-    t = jnp.asarray(t)
-    fn = map_leading(lambda tau, w: interpolate_path(tau, w, t), nb)
-    return fn(traj.tau, traj.w)
+    return _interpolate(traj.tau, traj.w, jnp.asarray(t), len(batch_shape(traj)))
+
+
+@eqx.filter_jit
+def _interpolate(tau, w, t, num_batch):
+    return map_leading(lambda tau_, w_: interpolate_path(tau_, w_, t), num_batch)(tau, w)
