@@ -95,12 +95,11 @@ def _check_times(tau: Array, times: Array, T: float) -> None:
     slack = 1e-9 * np.maximum(1.0, np.abs(tau_np[..., -1:]))
     bad = (t_np < lo - slack) | (t_np > hi + slack)
     if np.any(bad):
-        j = np.argwhere(bad)[0]
+        j = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
-            f"apt_distance: start time times{list(j)} = {float(t_np[tuple(j)])!r} does not leave room "
+            f"apt_distance: start time times{list(j)} = {float(t_np[j])!r} does not leave room "
             f"for the window T={T!r}: allowed start times are in [tau_0, tau_last - T] = "
-            f"[{float(np.broadcast_to(lo, t_np.shape)[tuple(j)])!r}, "
-            f"{float(np.broadcast_to(hi, t_np.shape)[tuple(j)])!r}]"
+            f"[{float(np.broadcast_to(lo, t_np.shape)[j])!r}, {float(np.broadcast_to(hi, t_np.shape)[j])!r}]"
         )
 
 

@@ -1,0 +1,196 @@
+"""APT distance against an independent NumPy computation, its limit behaviour, batching and errors."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nsopt
+import nsopt.flow
+from nsopt.problems import ring
+from nsopt.schedules import TheoryWarning, constant, inverse_power
+
+NOISE = 0.5
+
+
+def ring_field_np(w):
+    """Mean field of the ring, d/dw | ||w||^2 - 1 | by hand (abs'(0) = 0)."""
+    return 2.0 * np.sign(w @ w - 1.0) * w
+
+
+def interp_np(tau, x, t):
+    return np.array([np.interp(t, tau, x[:, d]) for d in range(x.shape[1])])
+
+
+def apt_np(tau, w, T, times, n, y=None, r=None):
+    """sup_i ||w(t + i h) - g(i h)||, explicit Euler in plain NumPy (heavy ball on the clock tau = r u)."""
+    tau, w, h = np.asarray(tau), np.asarray(w), T / n
+    out = []
+    for t in np.asarray(times):
+        g = interp_np(tau, w, t)
+        m = None if y is None else interp_np(tau, np.asarray(y), t)
+        dmax = 0.0
+        for i in range(n):
+            if y is None:
+                g = g - h * ring_field_np(g)
+            else:
+                g, m = g - h * m, m + (h / r) * (ring_field_np(g) - m)
+            s = t + (i + 1) * h
+            diff = interp_np(tau, w, s) - g
+            if y is not None:
+                diff = np.concatenate([diff, interp_np(tau, np.asarray(y), s) - m])
+            dmax = max(dmax, float(np.linalg.norm(diff)))
+        out.append(dmax)
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return ring(noise=NOISE)
+
+
+def test_single_sgd_run_matches_numpy(problem):
+    alg = nsopt.sgd(inverse_power(0.3, 10.0, 0.75))
+    traj = nsopt.run(alg, problem.oracle(), problem.sampler, jnp.array([1.4, -0.6]), jax.random.key(3), 3000, 5)
+    T, dt = 0.8, 0.01
+    d = nsopt.flow.apt_distance(traj, problem.field, T, dt=dt, num_times=8)
+    times = nsopt.flow.default_times(traj, T, 8)
+    np.testing.assert_allclose(times, np.linspace(0.0, float(traj.tau[-1]) - T, 8), rtol=1e-13)
+    ref = apt_np(traj.tau, traj.w, T, times, 80)
+    assert d.shape == (8,) and np.all(ref > 1e-3)
+    np.testing.assert_allclose(d, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_batch_matches_numpy_per_trajectory(problem):
+    alg = nsopt.sgd(inverse_power(0.3, 10.0, 0.75))
+    w0 = jnp.array([[1.4, -0.6], [0.2, 0.3]])
+    batch = nsopt.run_batch(alg, problem.oracle(), problem.sampler, w0, 2, 1000, 4, scales=[0.5, 1.0])
+    times = jnp.array([0.0, 0.7, 1.2])
+    d = nsopt.flow.apt_distance(batch, problem.field, 0.5, times=times, dt=0.01)
+    assert d.shape == (2, 2, 2, 3)
+    for idx in np.ndindex(2, 2, 2):
+        ref = apt_np(batch.tau[idx], batch.w[idx], 0.5, times, 50)
+        np.testing.assert_allclose(d[idx], ref, rtol=1e-9, atol=1e-12)
+    # Per-trajectory start times (shape batch + (J,)) agree with the shared ones.
+    d2 = nsopt.flow.apt_distance(batch, problem.field, 0.5, times=jnp.broadcast_to(times, (2, 2, 2, 3)), dt=0.01)
+    np.testing.assert_array_equal(d, d2)
+
+
+def test_heavy_ball_matches_numpy_on_the_tau_clock(problem):
+    alpha = inverse_power(0.3, 10.0, 0.75)
+    alg = nsopt.heavy_ball(alpha, nsopt.proportional(2.0, alpha))
+    scales = jnp.array([0.5, 1.0])
+    batch = nsopt.run_batch(alg, problem.oracle(), problem.sampler, jnp.array([[1.4, -0.6]]), 1, 1200, 4,
+                            scales=scales)
+    r = nsopt.flow.heavy_ball_r(alg, scales)
+    np.testing.assert_allclose(r, [0.25, 0.5])
+    d = nsopt.flow.apt_distance(batch, problem.field, 0.5, times=jnp.array([0.1, 1.3]), dt=0.01, r=r)
+    for c in range(2):
+        ref = apt_np(batch.tau[0, 0, c], batch.w[0, 0, c], 0.5, [0.1, 1.3], 50, y=batch.y[0, 0, c], r=float(r[c]))
+        np.testing.assert_allclose(d[0, 0, c], ref, rtol=1e-9, atol=1e-12)
+
+
+def test_heavy_ball_iterates_shadow_the_system_with_r_equal_scale_over_c():
+    """Deterministic heavy ball, small steps: distance O(step) with r = s/c, O(1) with the inverse."""
+    A = jnp.array([[1.0, 0.3], [0.3, 2.0]])
+    s, c = 0.5, 2.0
+    alg = nsopt.heavy_ball(1e-3, nsopt.proportional(c, 1e-3), scale=s)
+    traj = nsopt.run(alg, lambda w, xi: A @ w, lambda k: jnp.zeros(()), jnp.array([1.0, -1.0]), jax.random.key(0), 4000)
+    field = lambda w: A @ w
+    kw = dict(times=jnp.array([0.0, 0.5]), dt=s * 1e-3)
+    good = nsopt.flow.apt_distance(traj, field, 1.0, r=nsopt.flow.heavy_ball_r(alg), **kw)
+    assert float(nsopt.flow.heavy_ball_r(alg)) == s / c
+    assert np.all(good < 5e-3)
+    for wrong in (c, c / s, 1.0):
+        assert np.all(nsopt.flow.apt_distance(traj, field, 1.0, r=wrong, **kw) > 0.1)
+
+
+SCHEDULES = {  # (schedule, steps): every schedule reaches tau of a few tens
+    "p=0.6": (inverse_power(0.5, 100.0, 0.6), 100_000),
+    "p=0.8": (inverse_power(1.0, 100.0, 0.8), 100_000),
+    "p=1": (inverse_power(5.0, 100.0, 1.0), 100_000),
+}
+
+
+def _thirds(problem, schedule, steps, T=1.0, J=24):
+    w0 = jnp.array([[1.6, 0.4], [0.3, -0.5]])
+    batch = nsopt.run_batch(nsopt.sgd(schedule), problem.oracle(), problem.sampler, w0, 8, steps, max(1, steps // 5000))
+    d = np.asarray(nsopt.flow.apt_distance(batch, problem.field, T, dt=T / 1000, num_times=J))
+    med = np.median(d.reshape(-1, J), axis=0)
+    # Skip j = 0 (transient from the initial point); compare the early and late thirds.
+    return med[1 : J // 3].mean(), med[-J // 3 :].mean()
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_distance_decreases_for_l2_minus_l1_schedules(problem, name):
+    early, late = _thirds(problem, *SCHEDULES[name])
+    # The noise contribution is ~ NOISE * sqrt(alpha(t) T): at least a factor 2 over the horizon.
+    assert late < 0.5 * early, (early, late)
+    assert late < 0.02
+
+
+def test_distance_does_not_decrease_for_a_constant_step(problem):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TheoryWarning)
+        early, late = _thirds(problem, constant(0.02), 2000)
+    assert 0.7 * early < late < 1.4 * early, (early, late)
+    assert late > 0.05  # ~ NOISE * sqrt(0.02): an order above the decreasing schedules' late values
+
+
+def test_same_step_count_reuses_the_compiled_program(problem):
+    """T, dt and times are arguments, not constants: a new T with the same step count does not retrace."""
+    traces = []
+
+    def field(w):
+        traces.append(1)
+        return problem.field(w)
+
+    traj = nsopt.run(nsopt.sgd(0.01), problem.oracle(), problem.sampler, jnp.array([1.5, 0.0]),
+                     jax.random.key(0), 500)
+    nsopt.flow.apt_distance(traj, field, 1.0, dt=0.1, num_times=4)
+    n = len(traces)
+    nsopt.flow.apt_distance(traj, field, 2.0, dt=0.2, num_times=4)
+    nsopt.flow.apt_distance(traj, field, 1.0, times=jnp.array([0.5, 1.0, 2.0, 3.0]), dt=0.1)
+    assert len(traces) == n
+    nsopt.flow.apt_distance(traj, field, 1.0, dt=0.05, num_times=4)  # 20 steps: a new program
+    assert len(traces) > n
+
+
+def test_errors_are_clear(problem):
+    alpha = inverse_power(0.3, 10.0, 0.75)
+    hb = nsopt.heavy_ball(alpha, nsopt.proportional(2.0, alpha))
+    x0 = jnp.array([1.0, 0.0])
+    hb_traj = nsopt.run(hb, problem.oracle(), problem.sampler, x0, jax.random.key(0), 200)
+    sgd_traj = nsopt.run(nsopt.sgd(alpha), problem.oracle(), problem.sampler, x0, jax.random.key(0), 200)
+    with pytest.raises(ValueError, match="heavy-ball trajectory.*r= is required.*heavy_ball_r"):
+        nsopt.flow.apt_distance(hb_traj, problem.field, 1.0)
+    with pytest.raises(ValueError, match="r=0.5 was given but traj.y is None"):
+        nsopt.flow.apt_distance(sgd_traj, problem.field, 1.0, r=0.5)
+    with pytest.raises(ValueError, match="r must be > 0"):
+        nsopt.flow.apt_distance(hb_traj, problem.field, 1.0, r=-1.0)
+    with pytest.raises(ValueError, match="longer than the recorded horizon"):
+        nsopt.flow.apt_distance(sgd_traj, problem.field, 1e3)
+    with pytest.raises(ValueError, match=r"does not leave room for the window T=1.0.*allowed start times"):
+        nsopt.flow.apt_distance(sgd_traj, problem.field, 1.0, times=[0.0, float(sgd_traj.tau[-1])])
+    with pytest.raises(ValueError, match="times must have shape"):
+        nsopt.flow.apt_distance(sgd_traj, problem.field, 1.0, times=jnp.zeros((2, 2)))
+    with pytest.raises(ValueError, match="T must be a finite number > 0"):
+        nsopt.flow.apt_distance(sgd_traj, problem.field, 0.0)
+    with pytest.raises(TypeError, match="T must be a concrete number"):
+        jax.jit(lambda T: nsopt.flow.apt_distance(sgd_traj, problem.field, T))(1.0)
+    with pytest.raises(ValueError, match="does not broadcast to the batch shape"):
+        nsopt.flow.apt_distance(hb_traj, problem.field, 1.0, r=jnp.ones(3))
+    with pytest.raises(ValueError, match="method must be one of"):
+        nsopt.flow.apt_distance(sgd_traj, problem.field, 1.0, method="midpoint")
+    with pytest.raises(ValueError, match="beta_k / alpha_k constant"):
+        nsopt.flow.heavy_ball_r(nsopt.heavy_ball(alpha, 0.5))
+
+
+def test_diverged_runs_give_nan_not_garbage(problem):
+    traj = nsopt.run(nsopt.sgd(0.01), problem.oracle(), problem.sampler, jnp.array([1.5, 0.0]), jax.random.key(0), 300)
+    w = traj.w.at[200:].set(jnp.nan)
+    bad = nsopt.Trajectory(w=w, tau=traj.tau, k=traj.k)
+    d = nsopt.flow.apt_distance(bad, problem.field, 0.5, times=jnp.array([0.1, 1.9]), dt=0.05)
+    assert np.isfinite(d[0]) and np.isnan(d[1])
