@@ -147,6 +147,11 @@ def min_norm_element(V: Array, num_iters: int = 500) -> MinNorm:
     V = jnp.asarray(V, jnp.result_type(V, float))
     if V.ndim != 2 or V.shape[0] < 1:
         raise ValueError(f"min_norm_element: V must have shape (m, D) with m >= 1, got {V.shape}")
+    return _min_norm(V, num_iters)
+
+
+@eqx.filter_jit
+def _min_norm(V: Array, num_iters: int) -> MinNorm:
     m = V.shape[0]
     G = V @ V.T
     L = jnp.linalg.eigvalsh(G)[-1]
@@ -201,7 +206,7 @@ def _criticality(field, w, key, radius, num_samples, num_iters):
     rad = radius.astype(flat.dtype) * jax.random.uniform(k2, (num_samples, 1), flat.dtype) ** (1 / D)
     pts = flat + rad * u
     V = jax.vmap(lambda p: ravel_pytree(field(unravel(p)))[0])(pts)
-    return min_norm_element(V, num_iters)
+    return _min_norm(V, num_iters)
 
 
 # ----------------------------------------------------------------------------- occupation

@@ -1,0 +1,65 @@
+"""Figures take data and return a Figure with what they claim to draw (no files, no CLI)."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+import nsopt
+import nsopt.flow
+from nsopt.problems import ring
+
+
+@pytest.fixture(scope="module")
+def data():
+    p = ring(noise=0.3)
+    alg = nsopt.sgd(nsopt.schedules.inverse_power(0.3, 10.0, 0.75))
+    w0 = jnp.array([[1.5, 0.3], [0.1, -0.4]])
+    batch = nsopt.run_batch(alg, p.oracle(), p.sampler, w0, 2, 400, 4)
+    return p, w0, batch
+
+
+def test_phase_portrait(data):
+    p, w0, batch = data
+    flows = nsopt.flow.flow(p.field, w0, 0.01, 100, batch_axes=1).w
+    fig = nsopt.flow.phase_portrait(p.field, batch.w, flows=flows, labels=["a", "b", "c", "d"])
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    # 4 paths x (line, start, end) + 2 dashed flows; streamlines are a collection
+    assert len(ax.lines) == 4 * 3 + 2
+    assert sum(1 for ln in ax.lines if ln.get_linestyle() == "--") == 2
+    assert len(ax.collections) >= 1
+    x0, x1 = ax.get_xlim()
+    w = np.asarray(batch.w)
+    assert x0 <= w[..., 0].min() and x1 >= w[..., 0].max()
+    with pytest.raises(ValueError, match=r"shape \(R, 2\)"):
+        nsopt.flow.phase_portrait(p.field, np.zeros((3, 5, 3)))
+    with pytest.raises(ValueError, match="bounds must satisfy"):
+        nsopt.flow.phase_portrait(p.field, bounds=(1.0, 0.0, 0.0, 1.0))
+
+
+def test_apt_figure_log_scale_and_bands(data):
+    p, _, batch = data
+    d = nsopt.flow.apt_distance(batch, p.field, 0.5, dt=0.05, num_times=10)
+    t = nsopt.flow.default_times(batch, 0.5, 10)
+    single = (np.asarray(t[0, 0, 0]), np.asarray(d[0, 0, 0]))
+    fig = nsopt.flow.apt_figure({"batch": (t, d), "one run": single}, T=0.5)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    assert [ln.get_label() for ln in ax.lines] == ["batch (median, n=4)", "one run"]
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), single[1])
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), np.median(np.asarray(d).reshape(4, 10), 0))
+    assert len(ax.collections) == 1  # the band of the batch only
+    with pytest.raises(ValueError, match="curves is empty"):
+        nsopt.flow.apt_figure({})
+
+
+def test_lyapunov_figure(data):
+    p, _, batch = data
+    E = nsopt.flow.lyapunov(batch, p.F)
+    fig = nsopt.flow.lyapunov_figure({"sgd": (batch.tau, E)}, shift_to_min=True, logy=True)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "symlog"
+    assert np.nanmin(ax.lines[0].get_ydata()) >= 0
+    with pytest.raises(ValueError, match="must match times"):
+        nsopt.flow.lyapunov_figure({"bad": (batch.tau[..., :3], E)})
