@@ -68,9 +68,15 @@ def diagnose(
 ) -> Diagnostics:
     """Conditioning of ``B = d_x F(theta, x, *args)`` and the implicit Jacobian at ``(theta, x)``.
 
-    ``rcond`` defaults to ``10 m eps`` as in ``singular="raise"``.  Pure JAX:
-    jit-able and vmap-able over points.
+    ``rcond`` defaults to ``10 m eps`` as in ``singular="raise"``.  Pure JAX (compiled
+    once per ``F`` and shapes): jit-able and vmap-able over points; the array leaves of
+    ``args`` are traced, the others static.
     """
+    return _diagnose(F, theta, x, args, rcond)
+
+
+@eqx.filter_jit
+def _diagnose(F, theta, x, args, rcond) -> Diagnostics:
     x_flat, unravel_x = ravel_pytree(x)
     th_flat, unravel_th = ravel_pytree(theta)
     dtype = jnp.result_type(x_flat.dtype, float)

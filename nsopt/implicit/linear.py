@@ -23,6 +23,7 @@ Failures never come back as silent NaN: they raise through :func:`equinox.error_
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Literal
 
 import equinox as eqx
@@ -159,11 +160,13 @@ def singular_values(B: Array) -> Array:
     return jnp.linalg.svdvals(jax.lax.stop_gradient(B))
 
 
+@functools.partial(jax.jit, static_argnames=("singular", "rcond"))
 def dense_solve(B: Array, b: Array, singular: str, rcond: float | None) -> Array:
     """``B^{-1} b`` after the invertibility check, or ``B^+ b`` (``singular="pinv"``).
 
     ``b`` may have trailing columns.  Linear in ``b`` with constant matrices, so
-    transposable (reverse mode) and differentiable in ``B`` (higher order).
+    transposable (reverse mode) and differentiable in ``B`` (higher order).  Jitted, so
+    eager callers compile one kernel per shape instead of one per primitive.
     """
     m = B.shape[0]
     rc = default_rcond(m, B.dtype) if rcond is None else rcond

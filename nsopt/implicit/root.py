@@ -198,7 +198,7 @@ def _run_solve(solve: Solve, theta: PyTree, args: tuple) -> PyTree:
 
 
 def _check_residual_shape(F: Residual, theta: PyTree, x: PyTree, args: tuple) -> None:
-    out = jax.eval_shape(F, theta, x, *args)
+    out = jax.eval_shape(lambda th, xx: F(th, xx, *args), theta, x)
     xs, os_ = jax.tree.structure(x), jax.tree.structure(out)
     shapes_x = [jnp.shape(a) for a in jax.tree.leaves(x)]
     shapes_o = [o.shape for o in jax.tree.leaves(out)]
@@ -230,17 +230,23 @@ def _implicit_tangent(
     fun: ImplicitFunction, theta: PyTree, dyn: PyTree, static: PyTree, x: PyTree, tangents
 ) -> PyTree:
     """``t = -B^{-1} (A_theta dtheta + A_args dargs)`` at the solution ``x``."""
-    args = eqx.combine(dyn, static)
-    _check_residual_shape(fun.F, theta, x, args)
-
+    _check_residual_shape(fun.F, theta, x, eqx.combine(dyn, static))
     leaves_p, treedef = jax.tree.flatten((theta, dyn))
     leaves_t = jax.tree.leaves(tangents, is_leaf=_is_symbolic_zero)
     if len(leaves_t) != len(leaves_p):  # pragma: no cover - JAX guarantees matching trees
         raise RuntimeError("nsopt.implicit: tangent tree does not match the primal tree")
-    idx = [i for i, t in enumerate(leaves_t) if not _is_symbolic_zero(t)]
-    if not idx:
+    idx = tuple(i for i, t in enumerate(leaves_t) if not _is_symbolic_zero(t))
+    if not idx:  # nothing differentiated (symbolic zeros): no solve at all
         return jax.tree.map(jnp.zeros_like, x)
+    leaves_p = [jnp.asarray(a) for a in leaves_p]
+    diff_t = [jnp.asarray(leaves_t[i]) for i in idx]
+    return _tangent_kernel(fun, treedef, idx, static, leaves_p, x, diff_t)
 
+
+@eqx.filter_jit
+def _tangent_kernel(fun, treedef, idx, static, leaves_p, x, diff_t):
+    # One compiled kernel per (F, shapes): eager derivatives (e.g. with a NumPy solve)
+    # do not pay one dispatch per primitive; under an outer jit it is inlined.
     x_flat, unravel = ravel_pytree(x)
 
     def F_flat(xf: Array, *diff: Array) -> Array:
@@ -252,7 +258,6 @@ def _implicit_tangent(
         return ravel_pytree(out)[0].astype(x_flat.dtype)
 
     diff_p = [leaves_p[i] for i in idx]
-    diff_t = [leaves_t[i] for i in idx]
     # A dtheta: one JVP of F in the differentiated inputs, at fixed x.
     _, r = jax.jvp(lambda *d: F_flat(x_flat, *d), diff_p, diff_t)
 
