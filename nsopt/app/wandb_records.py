@@ -65,9 +65,26 @@ def _key(item: Any) -> str:
     return item.key if item.key else "/".join(item.nested_key)
 
 
-def read_run(path: str | Path) -> dict[str, Any]:
-    """``{"config": {...}, "history": [{...}, ...], "summary": {...}, "files": [...]}``."""
-    out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "files": [], "run": {}}
+def read_run(path: str | Path, wait_s: float = 0.0) -> dict[str, Any]:
+    """``{"config", "history", "summary", "files", "run", "complete"}`` of a run file.
+
+    ``complete`` says whether wandb wrote the final ``exit`` record; with
+    ``wait_s > 0`` the file is re-read until it is complete or the time is up
+    (wandb's service may still be flushing right after ``run.finish()``).
+    """
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        out = _read_once(path)
+        if out["complete"] or time.monotonic() >= deadline:
+            return out
+        time.sleep(0.2)
+
+
+def _read_once(path: str | Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "files": [], "run": {},
+                           "complete": False}
     for rec in iter_records(path):
         kind = rec.WhichOneof("record_type")
         if kind == "history":
@@ -85,6 +102,8 @@ def read_run(path: str | Path) -> dict[str, Any]:
                 out["config"][_key(i)] = json.loads(i.value_json)
             out["run"] = {"id": rec.run.run_id, "project": rec.run.project, "group": rec.run.run_group,
                           "name": rec.run.display_name, "tags": list(rec.run.tags)}
+        elif kind == "exit":
+            out["complete"] = True
     return out
 
 

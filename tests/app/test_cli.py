@@ -159,18 +159,23 @@ def test_console_script(tmp_path):
     assert out.returncode == 0 and "inverse_power" in out.stdout
 
 
-def test_wandb_offline_round_trip(tmp_path, monkeypatch):
-    """An offline wandb run is written next to the local results and holds the same numbers."""
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert wandb_mode("auto") == "offline"
-    cfg = cfg_of(SMALL[:-1] + ["logger=wandb", "logger.tags=[test]"])
-    run_experiment(cfg, tmp_path, WandbLogger(mode="auto", tags=["test"], project="nsopt-test"))
-    rec = read_run(find_run_file(tmp_path / "wandb"))
-    m = np.load(tmp_path / "metrics.npz")
-    assert rec["config"]["seeds"] == 3 and rec["config"]["schedule"]["p"] == 0.75
+def test_wandb_offline_round_trip(tmp_path):
+    """``logger=wandb`` without an API key writes an offline run holding the same numbers."""
+    env = _env()
+    for var in ("WANDB_API_KEY", "WANDB_MODE"):
+        env.pop(var, None)
+    env.update(HOME=str(tmp_path), NETRC=str(tmp_path / "no-netrc"))
+    run = tmp_path / "run"
+    out = subprocess.run(
+        [sys.executable, "-m", "nsopt", *SMALL[:-1], "logger=wandb", "logger.project=nsopt-test",
+         "logger.tags=[test]", f"hydra.run.dir={run}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rec = read_run(find_run_file(run / "wandb"), wait_s=30)
+    assert rec["complete"], "wandb run file has no exit record"
+    m = np.load(run / "metrics.npz")
+    assert rec["config"]["seeds"] == 3 and rec["config"]["schedule"]["p"] == 0.75, rec["config"]
     assert rec["run"]["tags"] == ["test"] and rec["run"]["project"] == "nsopt-test"
     hist = [h for h in rec["history"] if "sgd/objective_median" in h]
     assert [h["_step"] for h in hist] == m["k"].tolist()
@@ -178,6 +183,19 @@ def test_wandb_offline_round_trip(tmp_path, monkeypatch):
     np.testing.assert_allclose([h["sgd/objective_median"] for h in hist], med, rtol=1e-6)
     assert rec["summary"]["algorithms/heavy_ball/runs"] == 6
     assert any(f.endswith(".png") and "objective" in f for f in rec["files"])
+
+
+def test_wandb_mode_auto_without_key(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert wandb_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert wandb_mode("auto") == "online"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert wandb_mode("auto") == "disabled"
+    assert wandb_mode("offline") == "offline"
 
 
 def test_wandb_failure_keeps_local_results(tmp_path, monkeypatch):
