@@ -137,8 +137,14 @@ class ForwardBackward(eqx.Module):
 
     # -- the inner solver ----------------------------------------------------------------
     def solve(self, theta: PyTree, *args: Any, x0: PyTree = None) -> FBSolution:
-        """Run ISTA / FISTA (with adaptive restart) from ``x0`` (or the default ``self.x0``)."""
-        x0 = self._init(x0)
+        """Run ISTA / FISTA (with adaptive restart) from ``x0`` (or the default ``self.x0``).
+
+        Compiled once per problem and shapes (``eqx.filter_jit``): array leaves of
+        ``theta``, ``args`` and ``x0`` are traced, other leaves are static.
+        """
+        return _solve(self, theta, args, self._init(x0))
+
+    def _solve(self, theta: PyTree, args: tuple, x0: PyTree) -> FBSolution:
         theta, args, x0 = jax.lax.stop_gradient((theta, args, x0))
         leaves = jax.tree.leaves(x0)
         dtype = jnp.result_type(*leaves) if leaves else jnp.result_type(float)
@@ -174,23 +180,8 @@ class ForwardBackward(eqx.Module):
     # -- the differentiable solution map ---------------------------------------------------
     def implicit(self) -> ImplicitFunction:
         """The :class:`ImplicitFunction` ``(theta, x0, *args) -> x^`` behind ``__call__``."""
-
-        def T(theta, x, x0, *args):
-            return self.H(theta, x, *args)
-
-        def inner(theta, x0, *args):
-            sol = self.solve(theta, *args, x0=x0)
-            if self.throw:
-                msg = (
-                    f"nsopt.implicit.forward_backward: the {self.method} inner solver did not reach "
-                    f"||H(x) - x|| <= tol (1 + ||x||) within max_steps={self.max_steps} "
-                    f"(tol={self.tol}, step={self.step}); raise max_steps, warm-start x0, or pass "
-                    "throw=False and read ForwardBackward.solve(...).converged"
-                )
-                return eqx.error_if(sol.x, ~sol.converged, msg)
-            return sol.x
-
-        return fixed_point(T, inner, linear_solve=self.linear_solver, singular=self.singular)
+        return fixed_point(_FBMap(self), _FBInner(self), linear_solve=self.linear_solver,
+                           singular=self.singular)
 
     def __call__(self, theta: PyTree, *args: Any, x0: PyTree = None) -> PyTree:
         """``x^(theta)``: differentiable in ``theta`` and the array leaves of ``args``."""
@@ -205,6 +196,43 @@ class ForwardBackward(eqx.Module):
                 "shaped like the solution) or give x0 to forward_backward(...)"
             )
         return jax.tree.map(lambda a: jnp.asarray(a, jnp.result_type(a, float)), x0)
+
+
+@eqx.filter_jit
+def _solve(fb: ForwardBackward, theta: PyTree, args: tuple, x0: PyTree) -> FBSolution:
+    return fb._solve(theta, args, x0)
+
+
+class _FBMap(eqx.Module):
+    """``T(theta, x, x0, *args) = H(theta, x, *args)`` (the warm start does not enter ``H``).
+
+    A module rather than a closure, so equal problems hash equal and compiled
+    derivative kernels are reused across calls.
+    """
+
+    fb: ForwardBackward
+
+    def __call__(self, theta: PyTree, x: PyTree, x0: PyTree, *args: Any) -> PyTree:
+        return self.fb.H(theta, x, *args)
+
+
+class _FBInner(eqx.Module):
+    """``solve(theta, x0, *args)``: the inner solver, raising on non-convergence if ``throw``."""
+
+    fb: ForwardBackward
+
+    def __call__(self, theta: PyTree, x0: PyTree, *args: Any) -> PyTree:
+        fb = self.fb
+        sol = fb.solve(theta, *args, x0=x0)
+        if not fb.throw:
+            return sol.x
+        msg = (
+            f"nsopt.implicit.forward_backward: the {fb.method} inner solver did not reach "
+            f"||H(x) - x|| <= tol (1 + ||x||) within max_steps={fb.max_steps} "
+            f"(tol={fb.tol}, step={fb.step}); raise max_steps, warm-start x0, or pass "
+            "throw=False and read ForwardBackward.solve(...).converged"
+        )
+        return eqx.error_if(sol.x, ~sol.converged, msg)
 
 
 def forward_backward(

@@ -22,6 +22,13 @@ array leaves are traced and differentiated by the same formula
 cost when they are not differentiated; their other leaves (Python numbers,
 strings, callables) are static.
 
+Errors (``singular="raise"``, a failed iterative solve, ``residual_tol``) are
+raised when the derivative is computed, eagerly and under ``jit``, as
+``RuntimeError`` subclasses: ``equinox.EquinoxRuntimeError`` eagerly and under
+``eqx.filter_jit``, ``jax.errors.JaxRuntimeError`` under ``jax.jit``; the
+message names the failed hypothesis.  The value ``x_star(theta)`` itself is
+never checked (no derivative, no ``B``).
+
 ``solve`` may be plain NumPy / scikit-learn code when ``x_star`` runs outside
 ``jit`` and ``vmap`` (also under eager ``grad``/``jacfwd``: it then receives
 concrete arrays).  Inside ``jit`` or ``vmap`` it must be traceable JAX code, or
