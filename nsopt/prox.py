@@ -31,7 +31,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-__all__ = ["soft_threshold", "elastic_net", "group_lasso", "box", "simplex", "l2_ball"]
+__all__ = ["box", "elastic_net", "group_lasso", "l2_ball", "simplex", "soft_threshold"]
 
 
 def _float(x: ArrayLike) -> Array:
@@ -158,7 +158,7 @@ def box(x: ArrayLike, lower: ArrayLike, upper: ArrayLike, kink: ArrayLike = 0.0)
 
 @jax.custom_jvp
 def _l2_ball(x: Array, radius: Array, kink: Array) -> Array:
-    n, sn = _safe_norm(x)
+    _, sn = _safe_norm(x)
     return x * jnp.minimum(1.0, radius / sn)
 
 

@@ -9,7 +9,8 @@ invertible.  :func:`diagnose` materializes the autodiff ``[A B]`` at one point
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax

@@ -19,7 +19,8 @@ full rank), which ``singular="raise"`` checks at each derivative.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax

@@ -24,7 +24,8 @@ Failures never come back as silent NaN: they raise through :func:`equinox.error_
 from __future__ import annotations
 
 import functools
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -34,15 +35,15 @@ import numpy as np
 from jax import Array
 
 __all__ = [
-    "LinearSolver",
     "METHODS",
-    "SINGULAR_POLICIES",
     "SINGULAR_MESSAGE",
+    "SINGULAR_POLICIES",
+    "LinearSolver",
     "as_linear_solver",
-    "materialize",
+    "default_rcond",
     "dense_solve",
     "iterative_solve",
-    "default_rcond",
+    "materialize",
 ]
 
 METHODS = ("auto", "dense", "cg", "gmres", "bicgstab")

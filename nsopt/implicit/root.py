@@ -37,7 +37,8 @@ host code wrapped by :func:`callback_solve` (``jax.pure_callback``).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -58,7 +59,7 @@ PyTree = Any
 Residual = Callable[..., PyTree]
 Solve = Callable[..., PyTree]
 
-__all__ = ["ImplicitFunction", "FixedPointResidual", "root", "fixed_point", "callback_solve"]
+__all__ = ["FixedPointResidual", "ImplicitFunction", "callback_solve", "fixed_point", "root"]
 
 RESIDUAL_MESSAGE = (
     "nsopt.implicit: solve(theta, *args) returned x with ||F(theta, x, *args)||_2 > residual_tol: "

@@ -19,7 +19,8 @@ solution map's own starting point (no warm start carried across iterations).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
