@@ -2,7 +2,20 @@
 
 from nsopt.algorithms.base import Algorithm
 from nsopt.algorithms.heavy_ball import HeavyBall, HeavyBallState, Proportional, heavy_ball, proportional
-from nsopt.algorithms.run import Trajectory, check_steps, compile_batch, run, run_batch, seed_keys
+from nsopt.algorithms.run import (
+    CompiledBatch,
+    RunState,
+    Trajectory,
+    advance,
+    check_steps,
+    compile_batch,
+    progress_chunks,
+    run,
+    run_batch,
+    seed_keys,
+    shard_batch,
+    start,
+)
 from nsopt.algorithms.sgd import SGD, SGDState, sgd
 
 __all__ = [
@@ -13,6 +26,12 @@ __all__ = [
     "HeavyBallState",
     "Proportional",
     "Trajectory",
+    "CompiledBatch",
+    "RunState",
+    "advance",
+    "progress_chunks",
+    "shard_batch",
+    "start",
     "check_steps",
     "compile_batch",
     "heavy_ball",

@@ -25,7 +25,8 @@ from nsopt.algorithms.base import Algorithm, Oracle, PyTree
 Sampler = Callable[[Array], Any]
 Objective = Callable[[PyTree], Array]
 
-__all__ = ["Trajectory", "run", "run_batch", "compile_batch", "seed_keys", "check_steps"]
+__all__ = ["Trajectory", "RunState", "CompiledBatch", "run", "start", "advance", "run_batch",
+           "compile_batch", "progress_chunks", "shard_batch", "seed_keys", "check_steps"]
 
 
 class Trajectory(eqx.Module):
@@ -110,52 +111,93 @@ def run(
     first iteration where they appeared, the rest of a batch is unaffected.
     """
     check_steps(num_steps, record_every)
+    carry0 = start(algorithm, oracle, sampler, w0, key)
+    first = _record(carry0, objective)
+    carry, rest = advance(algorithm, oracle, sampler, key, carry0, num_steps // record_every,
+                          record_every, objective=objective)
+    recs = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b], axis=0), first, rest)
+    return _trajectory(recs, carry)
+
+
+class RunState(eqx.Module):
+    """Everything needed to continue a run: algorithm state, ``tau_k``, ``k``, divergence step."""
+
+    state: PyTree
+    tau: Array
+    k: Array
+    diverged_step: Array
+
+
+def start(algorithm: Algorithm, oracle: Oracle, sampler: Sampler, w0: PyTree, key: Array) -> RunState:
+    """The state of a run at ``k = 0`` (heavy ball queries ``oracle(w_0, xi_0)`` here)."""
     if not isinstance(algorithm, Algorithm):
         raise TypeError(
             f"algorithm must be an nsopt algorithm (nsopt.sgd(...) or nsopt.heavy_ball(...)), "
             f"got {algorithm!r}"
         )
     w0 = jax.tree.map(lambda x: jnp.asarray(x, jnp.result_type(x, float)), w0)
+    state0 = algorithm.init(oracle, w0, _sample_fn(sampler, key))
+    tau0 = jnp.zeros((), jnp.result_type(algorithm.step_size(jnp.asarray(0)), float))
+    bad0 = jnp.where(_all_finite(state0), -1, 0).astype(jnp.int32)
+    return RunState(state0, tau0, jnp.asarray(0, jnp.int32), bad0)
 
+
+def advance(
+    algorithm: Algorithm,
+    oracle: Oracle,
+    sampler: Sampler,
+    key: Array,
+    carry: RunState,
+    num_records: int,
+    record_every: int,
+    *,
+    objective: Objective | None = None,
+) -> tuple[RunState, dict]:
+    """``num_records * record_every`` more steps from ``carry``; returns the new state and the
+    records taken after each block of ``record_every`` steps (leading axis ``num_records``).
+
+    Chaining ``advance`` calls gives exactly the numbers of one long call (the
+    noise depends only on ``key`` and ``k``).
+    """
+    sample = _sample_fn(sampler, key)
+
+    def one_step(c: RunState, _):
+        new = algorithm.step(oracle, c.state, c.k, sample)
+        tau = c.tau + algorithm.step_size(c.k).astype(c.tau.dtype)
+        bad = jnp.where((c.diverged_step < 0) & ~_all_finite(new), c.k + 1, c.diverged_step)
+        return RunState(new, tau, c.k + 1, bad), None
+
+    def block(c: RunState, _):
+        c, _ = jax.lax.scan(one_step, c, None, length=record_every)
+        return c, _record(c, objective)
+
+    return jax.lax.scan(block, carry, None, length=num_records)
+
+
+def _sample_fn(sampler: Sampler, key: Array) -> Callable[[Array], Any]:
     def sample(j: Array) -> Any:
         return sampler(jax.random.fold_in(key, j))
 
-    state0 = algorithm.init(oracle, w0, sample)
-    tau0 = jnp.zeros((), jnp.result_type(algorithm.step_size(jnp.asarray(0)), float))
-    k0 = jnp.asarray(0, jnp.int32)
-    bad0 = jnp.where(_all_finite(state0), -1, 0).astype(jnp.int32)
+    return sample
 
-    def one_step(carry, _):
-        state, tau, k, bad = carry
-        new = algorithm.step(oracle, state, k, sample)
-        tau = tau + algorithm.step_size(k).astype(tau.dtype)
-        bad = jnp.where((bad < 0) & ~_all_finite(new), k + 1, bad)
-        return (new, tau, k + 1, bad), None
 
-    def record(carry) -> dict:
-        state, tau, k, _ = carry
-        out = {"w": state.w, "tau": tau, "k": k}
-        if hasattr(state, "y"):
-            out["y"] = state.y
-        if objective is not None:
-            out["objective"] = objective(state.w)
-        return out
+def _record(c: RunState, objective: Objective | None) -> dict:
+    out = {"w": c.state.w, "tau": c.tau, "k": c.k}
+    if hasattr(c.state, "y"):
+        out["y"] = c.state.y
+    if objective is not None:
+        out["objective"] = objective(c.state.w)
+    return out
 
-    def block(carry, _):
-        carry, _ = jax.lax.scan(one_step, carry, None, length=record_every)
-        return carry, record(carry)
 
-    carry0 = (state0, tau0, k0, bad0)
-    first = record(carry0)
-    carry, rest = jax.lax.scan(block, carry0, None, length=num_steps // record_every)
-    recs = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b], axis=0), first, rest)
+def _trajectory(recs: dict, carry: RunState) -> Trajectory:
     return Trajectory(
         w=recs["w"],
         tau=recs["tau"],
         k=recs["k"],
         y=recs.get("y"),
         objective=recs.get("objective"),
-        diverged_step=carry[3],
+        diverged_step=carry.diverged_step,
     )
 
 
@@ -187,6 +229,7 @@ def run_batch(
     *,
     scales: Sequence[float] | Array | None = None,
     objective: Objective | None = None,
+    shard: bool | None = None,
 ) -> Trajectory:
     """The seeds x initializations x scales grid as one jitted, vmapped program.
 
@@ -197,9 +240,50 @@ def run_batch(
     ``[i, j, l]`` is exactly ``run(algorithm.with_scale(scales[l]), oracle,
     sampler, w0[j], seed_keys(seeds)[i], ...)``.  Runs with the same seed share
     their noise sequence (common random numbers across inits and scales).
+
+    With several JAX devices the batch is sharded over them along the seeds
+    axis (or the inits axis when the seeds do not divide evenly); ``shard=False``
+    turns this off, ``shard=True`` makes an impossible split an error.
     """
-    args = _grid_args(algorithm, oracle, sampler, w0, seeds, num_steps, record_every, scales, objective)
-    return _run_grid(*args)
+    return compile_batch(algorithm, oracle, sampler, w0, seeds, num_steps, record_every,
+                         scales=scales, objective=objective, shard=shard)()
+
+
+class CompiledBatch:
+    """A compiled batch of runs; call it (optionally with a progress callback) to run it.
+
+    The steps are cut into ``chunks`` equal segments run one after the other
+    (same numbers as one segment: the noise depends only on the key and ``k``);
+    ``progress(steps_done, num_steps)`` is called after each.
+    """
+
+    def __init__(self, args: tuple, chunks: int):
+        algorithm, oracle, sampler, w0, keys, scales, num_steps, record_every, objective = args
+        self._static = (algorithm, oracle, sampler, objective)
+        self._keys, self._scales = keys, scales
+        self.num_steps, self.record_every, self.chunks = num_steps, record_every, chunks
+        self._per_chunk = num_steps // record_every // chunks
+        start_args = (algorithm, oracle, sampler, w0, keys, scales, objective)
+        self._start = _grid_start.lower(*start_args).compile()
+        self._carry0, self._first = self._start(*start_args)
+        self._advance = _grid_advance.lower(*self._adv_args(self._carry0)).compile()
+
+    def _adv_args(self, carry):
+        algorithm, oracle, sampler, objective = self._static
+        return (algorithm, oracle, sampler, self._keys, self._scales, carry, self._per_chunk,
+                self.record_every, objective)
+
+    def __call__(self, progress: Callable[[int, int], None] | None = None) -> Trajectory:
+        carry, pieces = self._carry0, []
+        for c in range(self.chunks):
+            carry, recs = self._advance(*self._adv_args(carry))
+            pieces.append(recs)
+            if progress is not None:
+                jax.block_until_ready(carry.k)
+                progress((c + 1) * self._per_chunk * self.record_every, self.num_steps)
+        first = jax.tree.map(lambda a: jnp.expand_dims(a, 3), self._first)
+        recs = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=3), first, *pieces)
+        return _trajectory(recs, carry)
 
 
 def compile_batch(
@@ -213,20 +297,34 @@ def compile_batch(
     *,
     scales: Sequence[float] | Array | None = None,
     objective: Objective | None = None,
-) -> Callable[[], Trajectory]:
-    """Compile :func:`run_batch` ahead of time; returns a thunk that runs it.
+    shard: bool | None = None,
+    chunks: int = 1,
+) -> CompiledBatch:
+    """Compile :func:`run_batch` ahead of time; returns a :class:`CompiledBatch` to call.
 
-    Splits compile time from run time (the CLI reports both)::
+    Splits compile time from run time (the CLI reports both) and allows
+    progress reports between ``chunks`` segments::
 
-        go = compile_batch(...)   # traces and compiles
-        traj = go()               # runs the compiled program
+        go = compile_batch(..., chunks=10)   # traces and compiles
+        traj = go(progress=print)            # runs, reporting after each tenth
     """
-    args = _grid_args(algorithm, oracle, sampler, w0, seeds, num_steps, record_every, scales, objective)
-    compiled = _run_grid.lower(*args).compile()
-    return lambda: compiled(*args)
+    args = _grid_args(algorithm, oracle, sampler, w0, seeds, num_steps, record_every, scales,
+                      objective, shard)
+    n_records = num_steps // record_every
+    if not isinstance(chunks, int) or chunks < 1 or n_records % chunks:
+        raise ValueError(
+            f"chunks={chunks!r} must be a positive divisor of num_steps // record_every = {n_records}")
+    return CompiledBatch(args, chunks)
 
 
-def _grid_args(algorithm, oracle, sampler, w0, seeds, num_steps, record_every, scales, objective):
+def progress_chunks(num_steps: int, record_every: int, target: int = 20) -> int:
+    """The largest divisor of the number of records that is at most ``target``."""
+    n = num_steps // record_every
+    return max(d for d in range(1, min(n, target) + 1) if n % d == 0)
+
+
+def _grid_args(algorithm, oracle, sampler, w0, seeds, num_steps, record_every, scales, objective,
+               shard=None):
     check_steps(num_steps, record_every)
     keys = seed_keys(seeds)
     leaves = jax.tree.leaves(w0)
@@ -243,16 +341,55 @@ def _grid_args(algorithm, oracle, sampler, w0, seeds, num_steps, record_every, s
     scales = jnp.asarray(scales, jnp.result_type(float))
     if scales.ndim != 1 or scales.size == 0:
         raise ValueError(f"scales must be a non-empty 1-D list of numbers, got shape {scales.shape}")
+    keys, w0, scales = shard_batch(keys, w0, scales, shard)
     return algorithm, oracle, sampler, w0, keys, scales, num_steps, record_every, objective
 
 
-@eqx.filter_jit
-def _run_grid(algorithm, oracle, sampler, w0, keys, scales, num_steps, record_every, objective):
-    def single(key, w, s):
-        return run(algorithm.with_scale(s), oracle, sampler, w, key, num_steps, record_every,
-                   objective=objective)
+def shard_batch(keys: Array, w0: PyTree, scales: Array, shard: bool | None = None):
+    """Place the batch on all JAX devices: split the seeds axis (else the inits axis) over a
+    1-D mesh named ``"batch"``, replicate the rest.  A no-op on one device."""
+    devices = jax.devices()
+    n = len(devices)
+    if shard is False or n == 1:
+        return keys, w0, scales
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    over_scales = jax.vmap(single, in_axes=(None, None, 0))
+    mesh = Mesh(np.array(devices), ("batch",))
+    split, rep = NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec())
+    n_inits = jax.tree.leaves(w0)[0].shape[0]
+    if keys.shape[0] % n == 0:
+        return jax.device_put(keys, split), jax.device_put(w0, rep), jax.device_put(scales, rep)
+    if n_inits % n == 0:
+        return jax.device_put(keys, rep), jax.device_put(w0, split), jax.device_put(scales, rep)
+    if shard:
+        raise ValueError(
+            f"cannot shard the batch over {n} devices: neither the number of seeds ({keys.shape[0]}) "
+            f"nor of inits ({n_inits}) is a multiple of {n}")
+    return keys, w0, scales
+
+
+def _over_grid(f, carry_axes: bool):
+    """vmap ``f(key, x, scale)`` over seeds x inits x scales; ``x`` is ``w0`` (batched over inits)
+    or, with ``carry_axes``, a carry batched over all three axes."""
+    c = 0 if carry_axes else None
+    over_scales = jax.vmap(f, in_axes=(None, c, 0))
     over_inits = jax.vmap(over_scales, in_axes=(None, 0, None))
-    over_seeds = jax.vmap(over_inits, in_axes=(0, None, None))
-    return over_seeds(keys, w0, scales)
+    return jax.vmap(over_inits, in_axes=(0, c, None))
+
+
+@eqx.filter_jit
+def _grid_start(algorithm, oracle, sampler, w0, keys, scales, objective):
+    def single(key, w, s):
+        c = start(algorithm.with_scale(s), oracle, sampler, w, key)
+        return c, _record(c, objective)
+
+    return _over_grid(single, carry_axes=False)(keys, w0, scales)
+
+
+@eqx.filter_jit
+def _grid_advance(algorithm, oracle, sampler, keys, scales, carry, num_records, record_every, objective):
+    def single(key, c, s):
+        return advance(algorithm.with_scale(s), oracle, sampler, key, c, num_records, record_every,
+                       objective=objective)
+
+    return _over_grid(single, carry_axes=True)(keys, carry, scales)
