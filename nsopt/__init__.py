@@ -9,7 +9,7 @@ Public API: :func:`sgd`, :func:`heavy_ball`, :func:`run`, :func:`run_batch`,
 :mod:`problems`.
 """
 
-from nsopt import algorithms, oracles, problems, schedules
+from nsopt import algorithms, implicit, oracles, problems, prox, schedules
 from nsopt.algorithms import (
     HeavyBall,
     SGD,
@@ -32,9 +32,11 @@ __all__ = [
     "algorithms",
     "compile_batch",
     "heavy_ball",
+    "implicit",
     "oracles",
     "problems",
     "proportional",
+    "prox",
     "run",
     "run_batch",
     "schedules",

@@ -267,6 +267,10 @@ class CompiledBatch:
         self._start = _grid_start.lower(*start_args).compile()
         self._carry0, self._first = self._start(*start_args)
         self._advance = _grid_advance.lower(*self._adv_args(self._carry0)).compile()
+        # compile the assembly of the records now, so that calls time only the run
+        piece = eqx.filter_eval_shape(_grid_advance, *self._adv_args(self._carry0))[1]
+        zeros = [jax.tree.map(lambda sd: jnp.zeros(sd.shape, sd.dtype), piece)] * chunks
+        jax.block_until_ready(_assemble(self._first, zeros))
 
     def _adv_args(self, carry):
         algorithm, oracle, sampler, objective = self._static
@@ -281,9 +285,14 @@ class CompiledBatch:
             if progress is not None:
                 jax.block_until_ready(carry.k)
                 progress((c + 1) * self._per_chunk * self.record_every, self.num_steps)
-        first = jax.tree.map(lambda a: jnp.expand_dims(a, 3), self._first)
-        recs = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=3), first, *pieces)
-        return _trajectory(recs, carry)
+        return _trajectory(_assemble(self._first, pieces), carry)
+
+
+@jax.jit
+def _assemble(first: dict, pieces: list[dict]) -> dict:
+    """Records at ``k = 0`` followed by those of every chunk, along the record axis (3)."""
+    first = jax.tree.map(lambda a: jnp.expand_dims(a, 3), first)
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=3), first, *pieces)
 
 
 def compile_batch(

@@ -28,11 +28,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nsopt.algorithms import compile_batch
+from nsopt.algorithms import compile_batch, progress_chunks
 from nsopt.app import io
 from nsopt.app.config import (build_algorithms, build_inits, build_problem, build_schedule, run_keys,
                               scales_of, validate)
 from nsopt.app.loggers import Logger, NoLogger
+from nsopt.app.progress import step_progress
 
 __all__ = ["run_experiment", "set_precision", "environment"]
 
@@ -118,10 +119,15 @@ def _run(cfg: Mapping[str, Any], run_dir: Path, logger: Logger | None, config_ya
         for name, alg in algorithms.items():
             t0 = time.perf_counter()
             go = compile_batch(alg, problem.oracle(), problem.sampler, w0, keys, n_steps, every,
-                               scales=scales, objective=problem.F)
+                               scales=scales, objective=problem.F,
+                               chunks=progress_chunks(n_steps, every) if cfg.get("progress", True) else 1)
             t1 = time.perf_counter()
             log.info("%s: compiled in %.2f s; running %d x %d steps", name, t1 - t0, n_runs, n_steps)
-            traj = jax.block_until_ready(go())
+            update, close = step_progress(name, cfg.get("progress", True))
+            try:
+                traj = jax.block_until_ready(go(progress=update))
+            finally:
+                close()
             t2 = time.perf_counter()
             trajs[name] = traj
             obj = np.asarray(traj.objective)
