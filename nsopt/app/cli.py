@@ -46,7 +46,13 @@ def task(cfg: DictConfig) -> dict:
     plain = OmegaConf.to_container(cfg, resolve=True)
     try:
         logger = make_logger(plain["logger"])
-        summary = run_experiment(plain, run_dir, logger, config_yaml=OmegaConf.to_yaml(cfg, resolve=True))
+        yaml = OmegaConf.to_yaml(cfg, resolve=True)
+        if plain.get("experiment"):
+            from nsopt.papers import run_preset
+
+            summary = run_preset(plain, run_dir, logger, config_yaml=yaml)
+        else:
+            summary = run_experiment(plain, run_dir, logger, config_yaml=yaml)
     except ConfigError as e:
         print(f"nsopt: configuration error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
