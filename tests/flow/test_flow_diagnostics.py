@@ -72,19 +72,16 @@ def test_criticality_separates_clarke_from_artificial_critical_points():
         # ... but nearby gradients are all (1, 1): distance sqrt(2), not 0.
         np.testing.assert_allclose(nsopt.flow.criticality(artificial, zero, key, radius).norm, np.sqrt(2), rtol=1e-12)
         # |w|_1: the sampled signs span [-1, 1]^2, whose hull contains 0.
-        assert float(nsopt.flow.criticality(clarke, zero, key, radius, 64).norm) < 1e-3
+        assert float(nsopt.flow.criticality(clarke, zero, key, radius).norm) < 1e-3
     # Away from the kinks of |w|_1 nothing is critical: hull of (+-1, 1) near (0, 0.5) has min norm 1.
     np.testing.assert_allclose(nsopt.flow.criticality(clarke, jnp.array([0.0, 0.5]), key, 0.1).norm, 1.0, rtol=1e-6)
-    # A smooth non-critical point: the distance is the gradient norm up to O(radius).
-    smooth = jax.grad(lambda w: jnp.sum(w**2))
-    c = nsopt.flow.criticality(smooth, jnp.array([1.0, 1.0]), key, 1e-3)
-    assert abs(float(c.norm) - 2 * np.sqrt(2)) < 3e-3
 
 
 def test_criticality_on_ring_circle_and_pytrees():
     p = ring(noise=0.0)
     key = jax.random.key(1)
-    # Unit circle: Clarke critical (minimum). Point at radius 1.5: not critical (|grad| = 3).
+    # Unit circle: Clarke critical (minimum). Point at radius 1.5 (smooth there): the distance is
+    # the gradient norm 3 up to O(radius).
     assert float(nsopt.flow.criticality(p.field, jnp.array([0.6, 0.8]), key, 1e-3, 32).norm) < 1e-2
     np.testing.assert_allclose(nsopt.flow.criticality(p.field, jnp.array([1.5, 0.0]), key, 1e-4).norm, 3.0, rtol=1e-3)
     field = lambda w: {"a": jnp.sign(w["a"]), "b": w["b"]}
