@@ -126,7 +126,7 @@ def test_heavy_ball_lyapunov_nonsmooth_euler():
     r, dt = 1.0, 1e-3
     traj = nsopt.flow.heavy_ball_flow(field, jnp.array([1.0, -2.0]), jnp.zeros(2), r, dt, 10_000)
     E = np.asarray(nsopt.flow.lyapunov(traj, F, r))
-    assert np.max(np.diff(E)) < 10 * dt
+    assert np.max(np.diff(E)) < 2 * dt  # observed 0.54 dt
     assert E[-1] < 0.02 * E[0]
     assert np.all(E[2000:] < 0.5 * E[0])
 
