@@ -17,6 +17,7 @@ and hands the same numbers to the logger (wandb or none).
 from __future__ import annotations
 
 import contextlib
+import os
 import logging
 import platform
 import time
@@ -65,6 +66,7 @@ def environment() -> dict[str, Any]:
             versions[pkg] = None
     return {
         "python": platform.python_version(),
+        "pid": os.getpid(),
         "platform": platform.platform(),
         "jax_backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
