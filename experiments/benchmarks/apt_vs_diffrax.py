@@ -30,21 +30,21 @@ import os
 
 os.environ.setdefault("JAX_ENABLE_X64", "1")
 
-import argparse  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
 
-import diffrax  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import nsopt  # noqa: E402
-import nsopt.flow  # noqa: E402
-from nsopt.flow.interpolate import interpolate_path  # noqa: E402
-from nsopt.problems import ring  # noqa: E402
+import nsopt
+import nsopt.flow
+from nsopt.flow.interpolate import interpolate_path
+from nsopt.problems import ring
 
 
 def timed_interleaved(fns, repeat):
@@ -88,7 +88,7 @@ def main(argv=None):
     ap.add_argument("--out", default="results/benchmarks_flow.md")
     args = ap.parse_args(argv)
 
-    n_seeds = int(round(np.sqrt(args.trajectories)))
+    n_seeds = round(np.sqrt(args.trajectories))
     if n_seeds * n_seeds != args.trajectories:
         raise SystemExit(f"--trajectories must be a square (seeds x inits grid), got {args.trajectories}")
     load0 = os.getloadavg()

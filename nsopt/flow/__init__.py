@@ -11,7 +11,12 @@
 """
 
 from nsopt.flow import figures
-from nsopt.flow.apt import DEFAULT_STEPS_PER_WINDOW, apt_distance, default_times, heavy_ball_r
+from nsopt.flow.apt import (
+    DEFAULT_STEPS_PER_WINDOW,
+    apt_distance,
+    default_times,
+    heavy_ball_r,
+)
 from nsopt.flow.diagnostics import (
     MinNorm,
     check_schedule,
@@ -41,11 +46,11 @@ from nsopt.flow.interpolate import interpolate, interpolate_path
 
 __all__ = [
     "DEFAULT_STEPS_PER_WINDOW",
+    "METHODS",
+    "RK4",
     "Euler",
     "Heun",
-    "METHODS",
     "MinNorm",
-    "RK4",
     "Scheme",
     "apt_distance",
     "apt_figure",

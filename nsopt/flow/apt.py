@@ -28,7 +28,8 @@ in ``tau`` throughout: ``T``, ``times`` and ``dt`` are ``tau`` durations.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -38,15 +39,26 @@ from jax import Array
 
 from nsopt.algorithms.heavy_ball import HeavyBall, Proportional
 from nsopt.algorithms.run import Trajectory
-from nsopt.flow._util import batch_shape, check_trajectory, concrete_positive, map_leading, tree_sq_norm
-from nsopt.flow.integrate import Scheme, as_method, gradient_vector_field, heavy_ball_vector_field
+from nsopt.flow._util import (
+    batch_shape,
+    check_trajectory,
+    concrete_positive,
+    map_leading,
+    tree_sq_norm,
+)
+from nsopt.flow.integrate import (
+    Scheme,
+    as_method,
+    gradient_vector_field,
+    heavy_ball_vector_field,
+)
 from nsopt.flow.interpolate import interpolate_path
 from nsopt.schedules import Constant
 
 PyTree = Any
 Field = Callable[[PyTree], PyTree]
 
-__all__ = ["apt_distance", "default_times", "heavy_ball_r", "DEFAULT_STEPS_PER_WINDOW"]
+__all__ = ["DEFAULT_STEPS_PER_WINDOW", "apt_distance", "default_times", "heavy_ball_r"]
 
 #: default ``dt = T / DEFAULT_STEPS_PER_WINDOW``
 DEFAULT_STEPS_PER_WINDOW = 200

@@ -15,7 +15,8 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -24,7 +25,14 @@ from jax import Array
 from jax.flatten_util import ravel_pytree
 
 from nsopt.algorithms.run import Trajectory
-from nsopt.flow._util import batch_shape, check_trajectory, flatten_events, map_leading, static_int, tree_sq_norm
+from nsopt.flow._util import (
+    batch_shape,
+    check_trajectory,
+    flatten_events,
+    map_leading,
+    static_int,
+    tree_sq_norm,
+)
 from nsopt.schedules import ScheduleLike, TheoryWarning, as_schedule, in_l2_minus_l1
 
 PyTree = Any

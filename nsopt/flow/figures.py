@@ -5,12 +5,15 @@
 - :func:`lyapunov_figure`: Lyapunov (or objective) curves along iterates or flows.
 
 Batched curves (leading batch axes) are drawn as a median with a 10-90%
-quantile band over the batch.
+quantile band over the batch, against the median of their times: give one
+label per schedule and scale (trajectories of different scales have different
+``tau`` clocks).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp

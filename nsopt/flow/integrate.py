@@ -27,7 +27,8 @@ order across a discontinuity: use them for smooth checks.
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -42,17 +43,17 @@ Field = Callable[[PyTree], PyTree]
 VectorField = Callable[[PyTree], PyTree]
 
 __all__ = [
+    "METHODS",
+    "RK4",
     "Euler",
     "Heun",
-    "RK4",
     "Scheme",
-    "METHODS",
     "as_method",
+    "flow",
     "gradient_vector_field",
+    "heavy_ball_flow",
     "heavy_ball_vector_field",
     "integrate",
-    "flow",
-    "heavy_ball_flow",
 ]
 
 

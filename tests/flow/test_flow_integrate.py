@@ -132,7 +132,7 @@ def test_heavy_ball_lyapunov_nonsmooth_euler():
 
 
 def test_heavy_ball_flow_batched_and_traced_r():
-    F, field = _heavy_ball_energy_setup()
+    _, field = _heavy_ball_energy_setup()
     w0 = jnp.array([[1.0, 0.0], [0.0, 1.0]])
     many = nsopt.flow.heavy_ball_flow(field, w0, jnp.zeros_like(w0), 0.5, 0.01, 50, batch_axes=1)
     one = nsopt.flow.heavy_ball_flow(field, w0[1], jnp.zeros(2), 0.5, 0.01, 50)
