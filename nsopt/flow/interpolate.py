@@ -58,7 +58,8 @@ def interpolate(traj: Trajectory, t: Array | float) -> PyTree:
     shape ``batch + (R,)``, e.g. ``(seeds, inits, scales, R)`` from
     ``run_batch``); ``t`` (any shape) is shared by the batch.  Leaves of the
     result have shape ``batch + t.shape + event``.  Constant outside
-    ``[tau_0, tau_last]``.
+    ``[tau_0, tau_last]``.  For heavy ball's momentum (or any recorded
+    quantity) use ``interpolate_path(traj.tau, traj.y, t)`` on one run.
     """
     check_trajectory(traj, "interpolate")
     return _interpolate(traj.tau, traj.w, jnp.asarray(t), len(batch_shape(traj)))
