@@ -167,6 +167,12 @@ def _run(cfg: Mapping[str, Any], run_dir: Path, logger: Logger | None, config_ya
                      _fmt(st["q90"]))
         k = np.asarray(next(iter(trajs.values())).k).reshape(-1, n_steps // every + 1)[0]
         arrays["k"] = k
+        flow_cfg = cfg.get("flow") or {"enabled": False}
+        flow_info: dict[str, Any] = {}
+        if flow_cfg.get("enabled", False):
+            flow_info = _flow_diagnostics(problem, algorithms, trajs, scales, flow_cfg, arrays)
+            for name, info in flow_info.items():
+                per_alg[name]["flow"] = info
         io.write_npz(run_dir / io.METRICS, **arrays)
 
         rows = _history_rows(arrays, list(algorithms), k)
@@ -175,6 +181,8 @@ def _run(cfg: Mapping[str, Any], run_dir: Path, logger: Logger | None, config_ya
         figures: dict[str, Path] = {}
         if cfg.get("figures", True):
             figures = _figures(problem, arrays, list(algorithms), k, cfg, run_dir)
+            if flow_info:
+                figures.update(_flow_figures(problem, arrays, flow_info, run_dir))
             logger.log_figures(figures)
 
         summary = {
@@ -249,4 +257,84 @@ def _figures(problem, arrays, names, k, cfg, run_dir: Path) -> dict[str, Path]:
             {n: arrays[f"{n}/w"].reshape(-1, len(k), 2)[arrays[f"{n}/diverged_step"].reshape(-1) < 0]
              for n in names}, F_np, title,
             run_dir / "iterates.png")
+    return out
+
+
+def _flow_diagnostics(problem, algorithms, trajs, scales, fcfg, arrays) -> dict[str, Any]:
+    """APT distances and Lyapunov curves of the first ``max_runs`` seeds (THEORY.md §5)."""
+    from nsopt import flow
+
+    T = float(fcfg.get("T", 1.0))
+    out: dict[str, Any] = {}
+    for name, traj in trajs.items():
+        n = max(1, min(int(fcfg.get("max_runs", 16)), traj.tau.shape[0]))
+        sub = jax.tree.map(lambda x: x[:n], traj)
+        r = None
+        if name == "heavy_ball":
+            try:
+                r = flow.heavy_ball_r(algorithms[name], scales)
+            except (TypeError, ValueError) as e:
+                log.warning("flow: heavy ball skipped (%s)", e)
+                continue
+        tau_end = float(np.min(np.asarray(sub.tau)[..., -1]))
+        if tau_end <= T:
+            log.warning("flow: %s skipped: its horizon tau_end = %.3g is not longer than T = %g "
+                        "(lower flow.T or raise num_steps)", name, tau_end, T)
+            continue
+        t0 = time.perf_counter()
+        times = jnp.linspace(0.0, tau_end - T, int(fcfg.get("num_times", 40)))
+        d = flow.apt_distance(sub, problem.field, T, times=times, dt=fcfg.get("dt"), r=r,
+                              method=fcfg.get("method", "euler"))
+        d = np.asarray(d)
+        arrays[f"{name}/apt_times"] = np.asarray(times)
+        arrays[f"{name}/apt_distance"] = d
+        ok = np.asarray(sub.diverged_step).reshape(-1) < 0
+        dd = d.reshape(-1, d.shape[-1])[ok]
+        info = {"T": T, "runs": int(n * d.shape[1] * d.shape[2]), "seconds": time.perf_counter() - t0,
+                "apt_first_median": float(np.median(dd[:, 0])) if len(dd) else None,
+                "apt_last_median": float(np.median(dd[:, -1])) if len(dd) else None}
+        if r is not None:
+            E = np.asarray(flow.lyapunov(sub, problem.F, r))
+            arrays[f"{name}/lyapunov"] = E
+            arrays[f"{name}/lyapunov_tau"] = np.asarray(sub.tau)
+        out[name] = info
+        log.info("flow: %s APT distance (T=%g) median %.3g at t=0 -> %.3g at t=%.3g (%.1f s)", name, T,
+                 info["apt_first_median"] or float("nan"), info["apt_last_median"] or float("nan"),
+                 tau_end - T, info["seconds"])
+    return out
+
+
+def _flow_figures(problem, arrays, flow_info, run_dir: Path) -> dict[str, Path]:
+    import matplotlib.pyplot as plt
+
+    from nsopt import flow
+
+    out: dict[str, Path] = {}
+    curves = {n: (arrays[f"{n}/apt_times"], arrays[f"{n}/apt_distance"]) for n in flow_info}
+    T = next(iter(flow_info.values()))["T"]
+    fig = flow.apt_figure(curves, T=T)
+    fig.axes[0].set_title(f"{problem.name}: APT distance, window T = {T:g}")
+    out["apt"] = run_dir / "apt.png"
+    fig.savefig(out["apt"], dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    lyap = {n: (arrays[f"{n}/lyapunov_tau"], arrays[f"{n}/lyapunov"]) for n in flow_info
+            if f"{n}/lyapunov" in arrays}
+    if lyap:
+        fig = flow.lyapunov_figure(lyap)
+        fig.axes[0].set_title(f"{problem.name}: heavy-ball Lyapunov function along the iterates")
+        out["lyapunov"] = run_dir / "lyapunov.png"
+        fig.savefig(out["lyapunov"], dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    if problem.is_2d:
+        names = [n for n in flow_info if f"{n}/w" in arrays]
+        fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 5), squeeze=False)
+        for ax, n in zip(axes[0], names):
+            w = arrays[f"{n}/w"]
+            paths = w[arrays[f"{n}/diverged_step"] < 0][:6]
+            flow.phase_portrait(problem.field, paths, labels=None, ax=ax,
+                                title=f"{n}: iterates over the flow's streamlines")
+        out["phase"] = run_dir / "phase.png"
+        fig.tight_layout()
+        fig.savefig(out["phase"], dpi=120)
+        plt.close(fig)
     return out

@@ -70,6 +70,18 @@ def test_run_folder_numbers_match_the_api(tmp_path):
         assert summary["algorithms"][name]["final_objective"]["median"] == pytest.approx(np.median(final))
     assert m["k"].tolist() == list(range(0, 201, 20))
 
+    # flow diagnostics (on by default): the APT distances are those of nsopt.flow.apt_distance
+    sgd = algs["sgd"]
+    single = nsopt.run(sgd.with_scale(0.5), problem.oracle(), problem.sampler, w0[1], run_keys(cfg["seed"], 3)[0],
+                       200, 20)
+    times = m["sgd/apt_times"]
+    d = nsopt.flow.apt_distance(single, problem.field, cfg["flow"]["T"], times=times)
+    np.testing.assert_allclose(m["sgd/apt_distance"][0, 1, 0], d, rtol=1e-9)
+    assert m["heavy_ball/lyapunov"].shape == m["heavy_ball/objective"].shape
+    assert summary["algorithms"]["sgd"]["flow"]["apt_last_median"] < summary["algorithms"]["sgd"]["flow"]["apt_first_median"]
+    for f in ("apt.png", "phase.png", "lyapunov.png"):
+        assert (tmp_path / f).is_file(), f
+
 
 def test_divergence_counted_not_averaged(tmp_path):
     cfg = cfg_of(SMALL + ["schedule=constant", "schedule.a=0.05", "scales=[0.1,40.0]", "figures=true",
