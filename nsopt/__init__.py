@@ -6,10 +6,11 @@ The data path::
 
 Public API: :func:`sgd`, :func:`heavy_ball`, :func:`run`, :func:`run_batch`,
 :class:`Trajectory`, and the modules :mod:`schedules`, :mod:`oracles`,
-:mod:`problems`.
+:mod:`problems`, :mod:`flow` (the ODE approach), :mod:`implicit` (nonsmooth
+implicit differentiation) and :mod:`prox`.
 """
 
-from nsopt import algorithms, implicit, oracles, problems, prox, schedules
+from nsopt import algorithms, flow, implicit, oracles, problems, prox, schedules
 from nsopt.algorithms import (
     HeavyBall,
     SGD,
@@ -31,6 +32,7 @@ __all__ = [
     "Trajectory",
     "algorithms",
     "compile_batch",
+    "flow",
     "heavy_ball",
     "implicit",
     "oracles",

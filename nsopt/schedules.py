@@ -86,15 +86,16 @@ def inverse_power(a: float, b: float = 1.0, p: float = 1.0) -> InversePower:
     """``alpha_k = a / (k + b)^p``.
 
     Raises ``ValueError`` for ``a <= 0``, ``b <= 0`` (``alpha_0`` undefined or
-    negative) or ``p < 0``; warns (:class:`TheoryWarning`) when ``p`` is outside
-    ``(1/2, 1]``, i.e. outside ``l^2 \\ l^1``.
+    negative) or ``p`` outside ``(0, 1]``; warns (:class:`TheoryWarning`) when
+    ``p <= 1/2``, i.e. outside ``l^2 \\ l^1``.
     """
     _check_positive("inverse_power a", a)
     _check_positive("inverse_power b", b)
     if isinstance(p, (int, float)):
-        if not math.isfinite(p) or p < 0:
-            raise ValueError(f"inverse_power p must be a finite number >= 0, got {p!r}")
-        if not (0.5 < p <= 1.0):
+        if not (math.isfinite(p) and 0 < p <= 1):
+            raise ValueError(f"inverse_power p must be in (0, 1], got {p!r} "
+                             "(p > 1 is summable: the iterates stop short of the critical set)")
+        if p <= 0.5:
             warnings.warn(
                 f"inverse_power p={p!r} is outside (1/2, 1]: the schedule is not in l^2 \\ l^1, "
                 "so the convergence theory (THEORY.md §5) does not apply",

@@ -6,8 +6,11 @@
     y_0 = beta_0 * v_0              (``"scaled"``: optax's convention, see below)
     y_0 = 0                         (``"zero"``)
 
-With ``beta_k = r * alpha_k`` the iterates shadow the limit system
-``w' = -r y, y' in D_F(w) - y`` (Lyapunov function ``F(w) + r/2 ||y||^2``).
+With ``beta_k = c * alpha_k`` and scale ``s`` the iterates shadow, on the clock
+``tau_k = sum_{j<k} s alpha_j``, the limit system ``w' = -r y, y' in D_F(w) - y``
+with ``r = s / c`` (and time ``tau = r u``); Lyapunov function ``F(w) + r/2 ||y||^2``
+(``nsopt.flow.heavy_ball_r`` computes ``r``).  THEORY.md §5 writes this as
+``beta_k = r alpha_k``, which holds in the time of ``beta`` rather than of ``alpha``.
 For a constant ``beta`` this is ``optax.sgd(lambda k: beta * alpha_k, momentum=1 - beta)``
 with ``y_k = beta * m_{k+1}``: optax starts its trace from ``m = 0``, so it is the
 ``init_momentum="scaled"`` variant (``y_0 = beta v_0``) step for step.
@@ -38,7 +41,8 @@ class HeavyBallState(eqx.Module):
 
 
 class Proportional(eqx.Module):
-    """``beta_k = r * alpha_k``: the coupling under which heavy ball shadows its ODE."""
+    """``beta_k = r * alpha_k``: the coupling under which heavy ball shadows its ODE
+    (the ODE's own ``r`` is then ``scale / r``, see the module docstring)."""
 
     r: Array
     alpha: Schedule
