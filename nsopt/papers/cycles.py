@@ -1,0 +1,496 @@
+"""Preset ``cycles``: implicit differentiation of a degenerate LP makes gradient descent cycle.
+
+Bilevel problem (Bolte, Le, Pauwels, Silveti-Falls, arXiv 2106.04350, §6 and
+slides; THEORY.md §6)::
+
+    min_{x, y}  l(x, y) = (x - s_1)^2 + 4 (y - s_2)^2,
+    s = s(x, y) in argmax { (a + b) t(x, y) : a in [0, 3], b in [0, 5] },
+    t(x, y) = c . (x, y, 1),
+
+with ``c = (-2, 1, 2)`` (NeurIPS poster) or ``c = (-3, 1, 2)`` (thesis slides).
+The LP solution is ``s = u = (3, 5)`` where ``t > 0``, ``s = 0`` where ``t < 0``;
+on the *degenerate line* ``t = 0`` the whole box is optimal and the solver's
+choice decides (interior-point methods return the analytic centre ``u / 2``).
+
+**Lower level as a nonsmooth equation.**  ``s`` solves the fixed-point equation
+of projected gradient ascent with unit step,
+
+    s = T(w, s) = proj_[0, u](s + t(w) (1, 1)),
+
+whose fixed points are exactly the LP solutions (KKT).  It is differentiated
+with :func:`nsopt.implicit.fixed_point` (``B = d_s T - I``, ``A = d_w T``) and
+``singular="pinv"``, i.e. *without* the invertibility hypothesis of the
+nonsmooth implicit function theorem:
+
+- off the line, ``s`` is a vertex and ``s + t (1, 1)`` lies strictly outside the
+  box: ``d_s T = 0``, ``B = -I``, ``A = 0``, so ``ds/dw = 0`` (the true derivative
+  of the locally constant ``s``);
+- on the line with the centre choice, ``s + 0`` is interior: ``d_s T = I``,
+  ``B = 0`` (singular), ``A = (1, 1) c_{xy}^T != 0``; the pseudo-inverse gives
+  ``ds/dw = -B^+ A = 0``.  With a vertex choice autodiff's kink value
+  (``nsopt.prox.box``, ``kink = 0``) gives ``B = -I`` and again ``0``, although the
+  Clarke Jacobian of the projection at that kink contains ``B = 0``: the
+  hypothesis fails for every choice.
+
+So the implicit "gradient" is ``v(w) = (2 (x - s_1), 8 (y - s_2))`` with ``s``
+frozen: descent on the quadratic piece of the current side, blind to the jump
+of ``l`` across the line.  Its zeros are the points with ``w = s(w)``: ``u`` if
+``t(u) > 0``, ``0`` if ``t(0) < 0``, and ``s_0`` if the solver returns ``s_0`` on
+the line and ``t(s_0) = 0``.
+
+- ``c = (-2, 1, 2)``: ``t(u) = 1 > 0``; ``u`` is a zero of its own side and
+  every trajectory converges to it.
+- ``c = (-3, 1, 2)``: ``t(u) = -2 < 0`` and ``t(0) = 2 > 0``: each side's
+  minimiser lies on the other side, the field pushes the iterates across the
+  line from both sides and gradient descent *cycles*.  The only zero of the
+  field is the analytic centre ``u / 2 = (1.5, 2.5)``, which lies on the line
+  (``t(u / 2) = 0``) and solves the bilevel problem (``l = 0``) -- but it exists
+  only through the solver's choice on a null set, and the cycle winds around it.
+  The continuous-time cycle is symmetric about ``u / 2``; it crosses the line at
+  ``p`` and ``u - p`` with ``e^{-2h} = p_1 / (u_1 - p_1)``, ``e^{-8h} = p_2 / (u_2 - p_2)``,
+  period ``2 h`` (:func:`flow_period`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from scipy.optimize import brentq
+
+import nsopt
+import nsopt.implicit as ni
+from nsopt.oracles import Implicit, implicit_oracle
+from nsopt.papers import PresetResult
+from nsopt.prox import box
+
+__all__ = [
+    "DEGENERATE",
+    "UPPER",
+    "bilevel_loss",
+    "cycle_stats",
+    "derivative_on_line",
+    "field_zeros",
+    "flow_period",
+    "gradient_descent",
+    "level",
+    "lp_fixed_point_map",
+    "lp_solution",
+    "lp_solution_map",
+    "make_oracle",
+    "outer_loss",
+    "run",
+]
+
+UPPER = (3.0, 5.0)  # the box [0, 3] x [0, 5] of (a, b)
+WEIGHTS = (1.0, 4.0)  # l = (x - s_1)^2 + 4 (y - s_2)^2
+DEGENERATE = {"lower": 0.0, "center": 0.5, "upper": 1.0}  # s on the line t = 0: h0 * u
+
+
+# ----------------------------------------------------------------------------- the problem
+
+
+def level(w: Array, c: Array) -> Array:
+    """``t(w) = c_0 x + c_1 y + c_2``: the LP's objective is ``(a + b) t(w)``."""
+    return c[0] * w[0] + c[1] * w[1] + c[2]
+
+
+def lp_fixed_point_map(w: Array, s: Array, c: Array, h0: Array) -> Array:
+    """``T(w, s) = proj_[0, u](s + t(w) (1, 1))``: its fixed points are the LP solutions.
+
+    ``h0`` (the solver's choice on the line) is not used by ``T``; it is an
+    argument so that ``T`` and :func:`lp_solution` share their signature.
+    """
+    del h0
+    u = jnp.asarray(UPPER, s.dtype)
+    return box(s + level(w, c) * jnp.ones_like(s), jnp.zeros_like(s), u)
+
+
+def lp_solution(w: Array, c: Array, h0: Array) -> Array:
+    """The exact LP solution: ``u`` if ``t > 0``, ``0`` if ``t < 0``, ``h0 * u`` on the line.
+
+    ``h0 = 1/2`` is the analytic centre of the optimal face (what interior-point
+    methods return), ``0`` / ``1`` a vertex.
+    """
+    t = level(w, c)
+    u = jnp.asarray(UPPER, jnp.result_type(w, float))
+    frac = jnp.where(t > 0, 1.0, jnp.where(t < 0, 0.0, h0))
+    return frac * u
+
+
+def lp_solution_map() -> ni.ImplicitFunction:
+    """``w -> s(w)`` through :func:`nsopt.implicit.fixed_point` with ``singular="pinv"``."""
+    return ni.fixed_point(lp_fixed_point_map, lp_solution, singular="pinv")
+
+
+def outer_loss(w: Array, s: Array, xi: Any = None) -> Array:
+    """``l(w, s) = (x - s_1)^2 + 4 (y - s_2)^2``."""
+    del xi
+    return WEIGHTS[0] * (w[0] - s[0]) ** 2 + WEIGHTS[1] * (w[1] - s[1]) ** 2
+
+
+def bilevel_loss(w: Array, c: Array, h0: Array) -> Array:
+    """``l(w, s(w))`` with the exact LP solution (discontinuous across the line)."""
+    return outer_loss(w, lp_solution(w, c, h0))
+
+
+def make_oracle(c: Any, h0: float) -> Implicit:
+    """The implicit oracle ``w -> grad_w l(w, s(w))`` (``ds/dw`` by ``-B^+ A``)."""
+    dtype = jnp.result_type(float)
+    args = (jnp.asarray(c, dtype), jnp.asarray(h0, dtype))
+    return implicit_oracle(outer_loss, lp_solution_map(), args)
+
+
+def field_zeros(c: Any, h0: float) -> np.ndarray:
+    """Zeros of the implicit field ``v(w) = (2 (x - s_1), 8 (y - s_2))``: points with ``w = s(w)``.
+
+    Returns an array ``(n, 2)`` (possibly empty): ``u`` if ``t(u) > 0``, ``0`` if
+    ``t(0) < 0``, ``h0 u`` if ``t(h0 u) = 0``.
+    """
+    c = np.asarray(c, float)
+    u = np.asarray(UPPER)
+    t = lambda p: c[0] * p[0] + c[1] * p[1] + c[2]  # noqa: E731
+    pts = []
+    if t(u) > 0:
+        pts.append(u)
+    if t(np.zeros(2)) < 0:
+        pts.append(np.zeros(2))
+    if abs(t(h0 * u)) < 1e-12:
+        pts.append(h0 * u)
+    return np.array(pts).reshape(-1, 2)
+
+
+def flow_period(c: Any) -> float:
+    """Period of the limit cycle of the continuous flow ``w' = -v(w)`` (``nan`` if none).
+
+    Closed form for a line through the box centre ``u / 2`` (true for
+    ``c = (-3, 1, 2)``) with ``t(u) < 0 < t(0)``: the cycle is symmetric about
+    ``u / 2`` and crosses the line at ``p`` and ``u - p``; on the ``t > 0`` side
+    ``w(h) = u + (p - u) e^{-D h}``, ``D = (2, 8)``, reaches ``u - p`` when
+    ``e^{-D h} = p / (u - p)``, so ``p`` solves
+    ``4 log(p_1 / (u_1 - p_1)) = log(p_2 / (u_2 - p_2))`` and the period is ``2 h``.
+    """
+    c = np.asarray(c, float)
+    u = np.asarray(UPPER)
+    t = lambda p: c[0] * p[0] + c[1] * p[1] + c[2]  # noqa: E731
+    if not (t(u) < 0 < t(np.zeros(2))) or abs(t(u / 2)) > 1e-12 or c[1] == 0:
+        return math.nan
+    y_of = lambda x: -(c[0] * x + c[2]) / c[1]  # noqa: E731
+    rate = (2 * WEIGHTS[1]) / (2 * WEIGHTS[0])  # e^{-8h} = (e^{-2h})^4
+
+    def g(x: float) -> float:
+        y = y_of(x)
+        return rate * math.log(x / (u[0] - x)) - math.log(y / (u[1] - y))
+
+    # the crossing below the centre: y in (0, u_2 / 2), x in (0, u_1 / 2)
+    xs = sorted([-c[2] / c[0], -(c[1] * u[1] / 2 + c[2]) / c[0]])
+    lo = max(xs[0], 0.0) + 1e-12
+    hi = min(xs[1], u[0] / 2) - 1e-3
+    x0 = brentq(g, lo, hi, xtol=1e-14)
+    return float(-2.0 * math.log(x0 / (u[0] - x0)) / (2 * WEIGHTS[0]))
+
+
+# ----------------------------------------------------------------------------- analysis
+
+
+def cycle_stats(w: np.ndarray, c: Any, h0: float, alpha: float, tail: float = 0.5) -> dict[str, np.ndarray]:
+    """Convergence vs cycling of trajectories ``w`` of shape ``(runs, records, 2)`` (every step).
+
+    On the last ``tail`` fraction of each run:
+
+    - ``crossings``: sign changes of ``t(w_k)`` (crossings of the degenerate line);
+    - ``on_line``: iterates with ``t(w_k) = 0`` exactly (where the solver's choice is used);
+    - ``period_steps``: mean number of steps between every other crossing (``nan`` with < 3);
+    - ``recurrence``: ``max_k ||w_k - w_{k - P}||`` at the best lag ``P`` within 2 of the period
+      (small: the iterates revisit the same neighbourhood every period);
+    - ``dist_min`` / ``dist_final``: distance to the nearest zero of the field, minimum
+      over the tail / at the last iterate (``inf`` when the field has no zero).
+    """
+    w = np.asarray(w, float)
+    c = np.asarray(c, float)
+    n, m, _ = w.shape
+    start = int(m * (1 - tail))
+    t = c[0] * w[..., 0] + c[1] * w[..., 1] + c[2]
+    zeros = field_zeros(c, h0)
+    if len(zeros):
+        dist = np.min(np.linalg.norm(w[:, :, None, :] - zeros[None, None], axis=-1), axis=-1)
+    else:
+        dist = np.full((n, m), np.inf)
+    out = {k: np.zeros(n) for k in ("crossings", "on_line", "period_steps", "period_tau",
+                                     "recurrence", "dist_min", "dist_final")}
+    for i in range(n):
+        tt = t[i, start:]
+        sgn = np.sign(tt)
+        nz = np.nonzero(sgn)[0]
+        flips = np.nonzero(np.diff(sgn[nz]) != 0)[0]
+        idx = nz[flips]
+        out["crossings"][i] = len(idx)
+        out["on_line"][i] = np.sum(tt == 0)
+        if len(idx) >= 3:
+            period = float(np.mean(idx[2:] - idx[:-2]))
+            seg = w[i, start:]
+            best = np.inf
+            for lag in range(max(1, int(round(period)) - 2), int(round(period)) + 3):
+                if lag < len(seg):
+                    best = min(best, float(np.max(np.linalg.norm(seg[lag:] - seg[:-lag], axis=-1))))
+            out["period_steps"][i], out["recurrence"][i] = period, best
+        else:
+            out["period_steps"][i], out["recurrence"][i] = np.nan, np.nan
+        out["period_tau"][i] = out["period_steps"][i] * alpha
+        out["dist_min"][i] = np.min(dist[i, start:])
+        out["dist_final"][i] = dist[i, -1]
+    return out
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _sampler(key: Array) -> Array:
+    """Deterministic oracle: the sample is ignored."""
+    del key
+    return jnp.zeros(())
+
+
+def _descent_one(c: Array, h0: Array, w0: Array, alpha: Array, num_steps: int):
+    oracle = implicit_oracle(outer_loss, lp_solution_map(), (c, h0))
+    traj = nsopt.run(nsopt.sgd(alpha), oracle, _sampler, w0, jax.random.key(0), num_steps, 1,
+                     objective=lambda w: bilevel_loss(w, c, h0))
+    return traj.w, traj.objective
+
+
+@functools.partial(jax.jit, static_argnames=("num_steps",))
+def _descent(c: Array, h0: Array, w0: Array, alpha: Array, num_steps: int):
+    return jax.vmap(_descent_one, in_axes=(0, 0, 0, 0, None))(c, h0, w0, alpha, num_steps)
+
+
+def gradient_descent(c: Any, h0: Any, w0: np.ndarray, alpha: Any, num_steps: int):
+    """``w_{k+1} = w_k - alpha v(w_k)`` (``nsopt.run`` with the implicit oracle, every step recorded).
+
+    One compiled, vmapped program for a batch of rows: ``c (n, 3)``, ``h0 (n,)``,
+    ``w0 (n, 2)``, ``alpha (n,)`` (each broadcast from a single value if needed).
+    Returns ``(w, loss)``: iterates ``(n, num_steps + 1, 2)`` and the true bilevel
+    loss ``l(w_k, s(w_k))`` along them.
+    """
+    w0 = np.atleast_2d(np.asarray(w0, float))
+    n = len(w0)
+    c = np.broadcast_to(np.asarray(c, float), (n, 3))
+    h0 = np.broadcast_to(np.asarray(h0, float), (n,))
+    alpha = np.broadcast_to(np.asarray(alpha, float), (n,))
+    w, loss = _descent(jnp.asarray(c), jnp.asarray(h0), jnp.asarray(w0), jnp.asarray(alpha),
+                       num_steps)
+    return np.asarray(w), np.asarray(loss)
+
+
+def derivative_on_line(c: Any, h0: float) -> dict[str, float]:
+    """At a point of the line ``t = 0``: ``sigma_min(B)``, the pinv derivative ``ds/dw``, and
+    whether ``singular="raise"`` refuses it."""
+    c = np.asarray(c, float)
+    w = np.array([0.0, -c[2] / c[1]]) if c[1] != 0 else np.array([-c[2] / c[0], 0.0])
+    args = (jnp.asarray(c), jnp.asarray(h0, jnp.result_type(float)))
+    s_map = lp_solution_map()
+    wj = jnp.asarray(w)
+    diag = s_map.diagnose(wj, *args)
+    jac = np.asarray(jax.jacrev(s_map)(wj, *args))
+    strict = ni.fixed_point(lp_fixed_point_map, lp_solution, singular="raise")
+    try:
+        jax.block_until_ready(jax.jacrev(strict)(wj, *args))
+        raised = False
+    except RuntimeError:
+        raised = True
+    return {"sigma_min_B": float(diag.sigma_min), "max_abs_ds_dw": float(np.max(np.abs(jac))),
+            "raise_policy_refuses": raised}
+
+
+def _version_metrics(c: list, h0: float, w: np.ndarray, loss: np.ndarray, st: dict,
+                     steps: int) -> dict[str, Any]:
+    """The numbers that carry the claim for one ``c`` (``st`` from :func:`cycle_stats`)."""
+    cyc = st["crossings"] >= 4
+    u = np.asarray(UPPER)
+
+    def agg(f, key):
+        return float(f(st[key][cyc])) if cyc.any() else None
+
+    return {
+        "c": c,
+        "level_at_u": c[0] * u[0] + c[1] * u[1] + c[2],
+        "level_at_0": c[2],
+        "field_zeros": field_zeros(c, h0).tolist(),
+        "runs_cycling": int(cyc.sum()),
+        "runs_converged": int(np.sum(st["dist_final"] < 1e-6)),
+        "crossings_tail_median": float(np.median(st["crossings"])),
+        "iterates_on_line": int(np.sum(st["on_line"])),
+        "period_steps_median": agg(np.median, "period_steps"),
+        "period_tau_median": agg(np.median, "period_tau"),
+        "period_tau_spread": float(np.ptp(st["period_tau"][cyc])) if cyc.any() else None,
+        "recurrence_max": agg(np.max, "recurrence"),
+        "dist_to_zero_min_tail": float(np.min(st["dist_min"])),
+        "dist_to_zero_final_max": float(np.max(st["dist_final"])),
+        "loss_final_max": float(np.max(loss[:, -1])),
+        "loss_tail_range": [float(np.min(loss[:, steps // 2:])), float(np.max(loss[:, steps // 2:]))],
+        "flow_period": flow_period(c),
+        "on_line_derivative": derivative_on_line(c, h0),
+    }
+
+
+def _inits(n: int, seed: int, low: list, high: list) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(low, high, size=(n, 2))
+
+
+def _sizes(params: Mapping[str, Any], smoke: bool) -> dict[str, Any]:
+    p = dict(params)
+    if smoke:
+        p.update(p.get("smoke_overrides") or {})
+    return p
+
+
+def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResult:
+    """Gradient descent with the pinv implicit oracle for each ``c``, several starts; figure + metrics."""
+    p = _sizes(params, smoke)
+    alpha, steps = float(p["alpha"]), int(p["num_steps"])
+    versions = {str(k): [float(x) for x in v] for k, v in p["versions"].items()}
+    h0 = DEGENERATE[p["degenerate"]]
+    w0 = _inits(int(p["inits"]), int(p["seed"]), p["init_low"], p["init_high"])
+
+    metrics: dict[str, Any] = {"alpha": alpha, "num_steps": steps, "inits": len(w0),
+                               "degenerate": p["degenerate"]}
+    arrays: dict[str, np.ndarray] = {"w0": w0}
+
+    # One batch of rows (c, h0, w0, alpha): every version from every start; for the last
+    # version (c = (-3, 1, 2) in the config) also the other degenerate choices, half the
+    # step, and starts at the box centre (exactly, and perturbed by 1e-6).
+    n = len(w0)
+    names = list(versions)
+    last = versions[names[-1]]
+    others = [h for h in DEGENERATE.values() if h != h0]
+    centre = np.asarray(UPPER) / 2
+    rows: list[tuple] = []
+    for name in names:
+        rows += [(versions[name], h0, w, alpha) for w in w0]
+    rows += [(last, h, w, alpha) for h in others for w in w0]
+    rows += [(last, h0, w0[0], alpha / 2)]
+    rows += [(last, h0, centre, alpha), (last, h0, centre + np.array([1e-6, 0.0]), alpha)]
+    cols = [np.stack([np.asarray(r[i], float) for r in rows]) for i in range(4)]
+    w_all, loss_all = gradient_descent(*cols, steps)
+
+    runs = {}
+    for j, name in enumerate(names):
+        c = versions[name]
+        w, loss = w_all[j * n:(j + 1) * n], loss_all[j * n:(j + 1) * n]
+        st = cycle_stats(w, c, h0, alpha)
+        runs[name] = (c, w, loss, st)
+        arrays[f"{name}/w"], arrays[f"{name}/loss"] = w, loss
+        metrics[name] = _version_metrics(c, h0, w, loss, st, steps)
+
+    off = len(names) * n
+    last_name = names[-1]
+    m = metrics[last_name]
+    m["max_diff_other_degenerate_choices"] = {
+        k: float(np.max(np.abs(w_all[off + i * n:off + (i + 1) * n] - runs[last_name][1])))
+        for i, k in enumerate(k for k, h in DEGENERATE.items() if h != h0)}
+    off += len(others) * n
+    st_half = cycle_stats(w_all[off:off + 1], last, h0, alpha / 2)
+    m["period_tau_half_step"] = float(st_half["period_tau"][0])
+    w_c, loss_c = w_all[off + 1:off + 3], loss_all[off + 1:off + 3]
+    st_c = cycle_stats(w_c, last, h0, alpha)
+    m["centre_start"] = {
+        "moved": float(np.max(np.abs(w_c[0] - centre))),
+        "loss": float(loss_c[0, -1]),
+        "perturbed_crossings_tail": int(st_c["crossings"][1]),
+        "perturbed_dist_min_tail": float(st_c["dist_min"][1]),
+    }
+    arrays[f"{last_name}/w_centre_perturbed"] = w_c[1]
+    metrics["cycling_versions"] = [k for k in names if metrics[k]["runs_cycling"] == n]
+    metrics["converging_versions"] = [k for k in names if metrics[k]["runs_converged"] == n]
+
+    fig_path = Path(run_dir) / "cycles.png"
+    plot_cycles(runs, h0, alpha, fig_path)
+    return PresetResult(metrics=metrics, arrays=arrays, figures={"cycles": fig_path})
+
+
+# ----------------------------------------------------------------------------- figure
+
+
+def plot_cycles(runs: Mapping[str, tuple], h0: float, alpha: float, path: Path) -> Path:
+    """Trajectories in the (x, y) plane (one panel per ``c``), distance to the field's zeros, loss."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(runs)
+    fig, axes = plt.subplots(2, 2, figsize=(14, 13), dpi=110,
+                             gridspec_kw={"height_ratios": [1.35, 1]})
+    xs = np.linspace(-1.5, 4.5, 301)
+    ys = np.linspace(-1.5, 6.5, 301)
+    gx, gy = np.meshgrid(xs, ys)
+    u = np.asarray(UPPER)
+    colors = {names[0]: "tab:blue", names[-1]: "tab:red"} if names else {}
+    for ax, name in zip(axes[0], names):
+        c, w, loss, st = runs[name]
+        t = c[0] * gx + c[1] * gy + c[2]
+        ax.contourf(gx, gy, t > 0, levels=[-0.5, 0.5, 1.5], colors=["#fde7c8", "#d7e8f7"], alpha=0.9)
+        ax.plot(xs, -(c[0] * xs + c[2]) / c[1], "k--", lw=1.8, label="degenerate line c.(x, y, 1) = 0")
+        cmap = plt.get_cmap("viridis")
+        n = len(w)
+        for i in range(n):
+            col = cmap(i / max(n - 1, 1))
+            ax.plot(w[i, :, 0], w[i, :, 1], "-", color=col, lw=0.9, alpha=0.8)
+            ax.plot(w[i, 0, 0], w[i, 0, 1], "o", color=col, ms=5)
+        cycling = st["crossings"] >= 4
+        if cycling.any():
+            i = int(np.argmax(cycling))
+            per = int(round(st["period_steps"][i]))
+            ax.plot(w[i, -per:, 0], w[i, -per:, 1], "-", color="crimson", lw=3,
+                    label=f"last period ({per} steps, tau = {per * alpha:.3f})")
+        ax.plot(*u, "s", color="navy", ms=9, label="s = (3, 5): minimiser of the t > 0 piece")
+        ax.plot(0, 0, "D", color="darkorange", ms=8, label="s = (0, 0): minimiser of the t < 0 piece")
+        ax.plot(*(h0 * u), "*", color="k", ms=13, label=f"solver's s on the line: ({h0 * u[0]:g}, {h0 * u[1]:g})")
+        ax.text(0.02, 0.02, "t > 0: s = (3, 5)", color="navy", transform=ax.transAxes, fontsize=10)
+        ax.text(0.98, 0.02, "t < 0: s = (0, 0)", color="saddlebrown", transform=ax.transAxes,
+                fontsize=10, ha="right")
+        verdict = (f"cycles ({int(cycling.sum())}/{n} runs)" if cycling.any()
+                   else f"converges ({int(np.sum(st['dist_final'] < 1e-6))}/{n} runs to (3, 5))")
+        ax.set_title(f"c = {tuple(int(v) for v in c)}: {verdict}", fontsize=12)
+        ax.set_xlim(xs[0], xs[-1])
+        ax.set_ylim(ys[0], ys[-1])
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        ax.set_aspect("equal")
+        ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, framealpha=0.9)
+    ax_d, ax_l = axes[1]
+    for name in names:
+        c, w, loss, st = runs[name]
+        zeros = field_zeros(c, h0)
+        d = np.min(np.linalg.norm(w[:, :, None] - zeros[None, None], axis=-1), axis=-1)
+        tau = alpha * np.arange(w.shape[1])
+        lab = f"c = {tuple(int(v) for v in c)}"
+        for i in range(len(w)):
+            ax_d.plot(tau, np.maximum(d[i], 1e-17), color=colors.get(name), lw=0.8, alpha=0.6,
+                      label=lab if i == 0 else None)
+            ax_l.plot(tau, loss[i], color=colors.get(name), lw=0.8, alpha=0.6,
+                      label=lab if i == 0 else None)
+    ax_d.set_yscale("log")
+    ax_d.set_xlabel("tau = alpha k")
+    ax_d.set_ylabel("distance to the nearest zero of the implicit field")
+    ax_d.set_title("non-convergence: distance to the nearest critical point", fontsize=12)
+    ax_d.grid(True, which="both", alpha=0.3)
+    ax_d.legend(fontsize=9)
+    ax_l.set_yscale("symlog", linthresh=1e-3)
+    ax_l.set_xlabel("tau = alpha k")
+    ax_l.set_ylabel("bilevel loss l(w_k, s(w_k))")
+    ax_l.set_title("true loss: jumps at every crossing (not a descent method)", fontsize=12)
+    ax_l.grid(True, which="both", alpha=0.3)
+    ax_l.legend(fontsize=9)
+    fig.suptitle("Gradient descent with the pseudo-inverse implicit derivative of a degenerate LP "
+                 f"(alpha = {alpha})", fontsize=13)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
