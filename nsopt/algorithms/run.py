@@ -109,8 +109,16 @@ def run(
 
     NaN/inf iterates are not an error: the run's ``diverged_step`` records the
     first iteration where they appeared, the rest of a batch is unaffected.
+
+    The whole run is one compiled program (also when called eagerly), so a run
+    gives bitwise the same numbers alone as inside a jitted or vmapped batch.
     """
     check_steps(num_steps, record_every)
+    return _run_compiled(algorithm, oracle, sampler, w0, key, num_steps, record_every, objective)
+
+
+@eqx.filter_jit
+def _run_compiled(algorithm, oracle, sampler, w0, key, num_steps, record_every, objective):
     carry0 = start(algorithm, oracle, sampler, w0, key)
     first = _record(carry0, objective)
     carry, rest = advance(algorithm, oracle, sampler, key, carry0, num_steps // record_every,
