@@ -103,6 +103,10 @@ def _run(cfg: Mapping[str, Any], run_dir: Path, logger: Logger | None, config_ya
         io.write_text(run_dir / io.CONFIG, config_yaml)
 
     problem = build_problem(cfg["problem"])
+    if cfg["precision"] == "float32" and "kink" in dict(cfg["problem"]) and problem.name != "ring":
+        log.warning("precision=float32 with %s: pre-activations hit the kink exactly far more often than in "
+                    "float64, so problem.kink (relu'(0)) changes the iterates; use precision=float64 to "
+                    "make kinks rare (experiment=relu_prime measures this)", problem.name)
     alpha = build_schedule(cfg["schedule"])
     algorithms = build_algorithms(cfg["algorithm"], alpha)
     scales = scales_of(cfg)
