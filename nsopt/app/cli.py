@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 import time
 import traceback
@@ -98,6 +99,7 @@ def task(cfg: DictConfig) -> dict | None:
         print(f"nsopt: {label} already complete, skipped: {run_dir.resolve()}", flush=True)
         return json.loads((run_dir / io.SUMMARY).read_text())
     (run_dir / FAILED).unlink(missing_ok=True)
+    io.write_text(run_dir / "command.sh", "python -m nsopt " + shlex.join(job["overrides"]) + "\n")
     plain = OmegaConf.to_container(cfg, resolve=True)
     t0 = time.perf_counter()
     try:
