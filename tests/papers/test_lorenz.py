@@ -1,0 +1,60 @@
+"""Smoke preset lorenz: the pinv implicit derivative (dz/du = 0) makes gradient ascent the Euler
+scheme of the Lorenz system, bounded and chaotic; explicit ascent escapes (THEORY.md §6)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nsopt.papers import run_preset
+
+CONF = Path(__file__).resolve().parents[2] / "conf" / "experiment" / "lorenz.yaml"
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    params = yaml.safe_load(CONF.read_text())["experiment"]
+    run_dir = tmp_path_factory.mktemp("lorenz")
+    return run_preset({"experiment": params, "smoke": True}, run_dir), run_dir
+
+
+def test_lower_level_is_degenerate_and_pinv_gives_zero(result):
+    lo = result[0]["metrics"]["lower_level"]
+    # F = ||s - L||^2 (s - L): A = B = 0 at the solution; raise refuses, pinv gives dz/du = 0 and the
+    # ascent direction is exactly L(u)
+    assert lo["B_max_abs"] == 0.0 and lo["A_max_abs"] == 0.0 and not lo["invertible_any"]
+    assert lo["raise_policy_refuses"]
+    assert lo["dz_du_max_abs"] == 0.0 and lo["direction_minus_L_max_abs"] == 0.0
+    # an inexact solve (s = L(u) + 1e-12) makes B tiny but well conditioned: the implicit
+    # derivative is then the true J_L and the direction is the explicit gradient
+    assert lo["inexact_dz_du_minus_J_L_max_abs"] < 1e-9
+    assert lo["inexact_direction_minus_explicit_max_rel"] < 1e-9
+
+
+def test_implicit_ascent_follows_the_lorenz_attractor(result):
+    summary, run_dir = result
+    im = summary["metrics"]["implicit"]
+    # every step is u + alpha L(u): the Euler scheme of the Lorenz flow
+    assert im["euler_match_max_abs_tau5"] < 1e-10 and im["step_minus_alpha_L_max_rel"] < 1e-12
+    assert im["diverged"] == 0
+    # bounded, on the attractor of the RK4 reference, both lobes, same mean height
+    assert im["radius_max"] < 1.1 * im["reference_radius_max"] < 60
+    assert im["dist_to_reference_attractor_median"] < 0.5
+    assert im["dist_to_reference_attractor_median"] < im["dist_uniform_box_points_median"] / 10
+    assert 0.3 < im["x_positive_fraction"] < 0.7 and im["lobe_switches_per_tau_min"] >= 0.2
+    assert abs(im["mean_z"] - im["reference_mean_z"]) < 1.5
+    # chaotic: nearby starts separate at about the Lorenz flow's largest Lyapunov exponent 0.906
+    assert 0.6 < im["lyapunov_median"] < 1.3
+    # not an ascent method: u^T L(u) decreases on a sizeable share of the steps
+    assert im["objective_decreasing_step_share"] > 0.1
+    assert (run_dir / "lorenz.png").stat().st_size > 50_000
+
+
+def test_explicit_ascent_escapes(result):
+    ex = result[0]["metrics"]["explicit"]
+    # u <- (I + alpha H) u with H indefinite, top eigenvalue (-22 + sqrt(6100)) / 2
+    assert abs(ex["hessian_top_eigenvalue"] - (-22 + np.sqrt(6100)) / 2) < 1e-12
+    np.testing.assert_allclose(ex["growth_rate_per_run"], ex["predicted_rate"], rtol=1e-6)
+    assert ex["cos_top_eigenvector_min"] > 0.999 and ex["radius_final_min"] > 1e10
+    assert ex["objective_increasing_step_share_tail"] == 1.0
