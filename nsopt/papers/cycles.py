@@ -447,7 +447,7 @@ def plot_cycles(runs: Mapping[str, tuple], h0: float, alpha: float, path: Path) 
         if cycling.any():
             i = int(np.argmax(cycling))
             per = int(round(st["period_steps"][i]))
-            ax.plot(w[i, -per:, 0], w[i, -per:, 1], "-", color="crimson", lw=3,
+            ax.plot(w[i, -per - 1:, 0], w[i, -per - 1:, 1], "-", color="crimson", lw=3,
                     label=f"last period ({per} steps, tau = {per * alpha:.3f})")
         ax.plot(*u, "s", color="navy", ms=9, label="s = (3, 5): minimiser of the t > 0 piece")
         ax.plot(0, 0, "D", color="darkorange", ms=8, label="s = (0, 0): minimiser of the t < 0 piece")
