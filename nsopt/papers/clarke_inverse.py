@@ -38,8 +38,9 @@ J^c_{F^{-1}}(0)", F = Phi) state it the other way round, which is false for this
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -319,7 +320,7 @@ def _fmt(M: Any) -> str:
     def f(x: float) -> str:
         for den in (1, 2, 3, 4):
             if abs(x * den - round(x * den)) < 1e-9:
-                num = int(round(x * den))
+                num = round(x * den)
                 return f"{num}" if den == 1 else f"{num}/{den}"
         return f"{x:.2f}"
 

@@ -55,8 +55,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -155,7 +156,7 @@ def field_zeros(c: Any, h0: float) -> np.ndarray:
     """
     c = np.asarray(c, float)
     u = np.asarray(UPPER)
-    t = lambda p: c[0] * p[0] + c[1] * p[1] + c[2]  # noqa: E731
+    t = lambda p: c[0] * p[0] + c[1] * p[1] + c[2]
     pts = []
     if t(u) > 0:
         pts.append(u)
@@ -178,10 +179,10 @@ def flow_period(c: Any) -> float:
     """
     c = np.asarray(c, float)
     u = np.asarray(UPPER)
-    t = lambda p: c[0] * p[0] + c[1] * p[1] + c[2]  # noqa: E731
+    t = lambda p: c[0] * p[0] + c[1] * p[1] + c[2]
     if not (t(u) < 0 < t(np.zeros(2))) or abs(t(u / 2)) > 1e-12 or c[1] == 0:
         return math.nan
-    y_of = lambda x: -(c[0] * x + c[2]) / c[1]  # noqa: E731
+    y_of = lambda x: -(c[0] * x + c[2]) / c[1]
     rate = (2 * WEIGHTS[1]) / (2 * WEIGHTS[0])  # e^{-8h} = (e^{-2h})^4
 
     def g(x: float) -> float:
@@ -236,7 +237,7 @@ def cycle_stats(w: np.ndarray, c: Any, h0: float, alpha: float, tail: float = 0.
             period = float(np.mean(idx[2:] - idx[:-2]))
             seg = w[i, start:]
             best = np.inf
-            for lag in range(max(1, int(round(period)) - 2), int(round(period)) + 3):
+            for lag in range(max(1, round(period) - 2), round(period) + 3):
                 if lag < len(seg):
                     best = min(best, float(np.max(np.linalg.norm(seg[lag:] - seg[:-lag], axis=-1))))
             out["period_steps"][i], out["recurrence"][i] = period, best
@@ -446,7 +447,7 @@ def plot_cycles(runs: Mapping[str, tuple], h0: float, alpha: float, path: Path) 
         cycling = st["crossings"] >= 4
         if cycling.any():
             i = int(np.argmax(cycling))
-            per = int(round(st["period_steps"][i]))
+            per = round(st["period_steps"][i])
             ax.plot(w[i, -per - 1:, 0], w[i, -per - 1:, 1], "-", color="crimson", lw=3,
                     label=f"last period ({per} steps, tau = {per * alpha:.3f})")
         ax.plot(*u, "s", color="navy", ms=9, label="s = (3, 5): minimiser of the t > 0 piece")

@@ -30,8 +30,9 @@ eigenvector, and ``u^T L(u) -> +inf`` (the quadratic is unbounded above).
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -50,9 +51,9 @@ __all__ = [
     "LORENZ_LYAPUNOV",
     "ascent",
     "explicit_loss",
+    "implicit_loss",
     "implicit_outer",
     "lorenz",
-    "implicit_loss",
     "lower_residual",
     "lower_solve",
     "lyapunov_estimate",
