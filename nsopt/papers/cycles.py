@@ -356,6 +356,8 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
     p = _sizes(params, smoke)
     alpha, steps = float(p["alpha"]), int(p["num_steps"])
     versions = {str(k): [float(x) for x in v] for k, v in p["versions"].items()}
+    if p["degenerate"] not in DEGENERATE:
+        raise ValueError(f"experiment.degenerate must be one of {list(DEGENERATE)}, got {p['degenerate']!r}")
     h0 = DEGENERATE[p["degenerate"]]
     w0 = _inits(int(p["inits"]), int(p["seed"]), p["init_low"], p["init_high"])
 
