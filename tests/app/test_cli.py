@@ -235,3 +235,19 @@ def test_precision_float64_flag(tmp_path):
     assert summary["environment"]["x64"] is False
     assert np.load(tmp_path / "metrics.npz")["sgd/objective"].dtype == np.float32
     assert bool(jax.config.jax_enable_x64) == x64  # the caller's setting is restored
+
+
+def test_preset_through_the_cli(tmp_path):
+    """``python -m nsopt experiment=<name> smoke=true`` runs a paper preset into its run folder."""
+    out = subprocess.run(
+        [sys.executable, "-m", "nsopt", "experiment=clarke_inverse", "smoke=true", "logger=none",
+         f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["complete"] and summary["experiment"] == "clarke_inverse" and summary["smoke"] is True
+    assert summary["figures"] and all((tmp_path / "run" / f).is_file() for f in summary["figures"])
+    bad = subprocess.run([sys.executable, "-m", "nsopt", "experiment=nope"], cwd=tmp_path, env=_env(),
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "Could not find 'experiment/nope'" in bad.stderr
