@@ -29,7 +29,7 @@ objective), on a working set of columns (the support, then the largest
 columns.  Shapes are static under ``jit``: the support is capped by
 ``LassoConfig.max_support`` (``min(n, p)`` by default for the Lasso, a bound for
 every solution when Prop. 5 holds), and restricted factorizations run at sizes
-``16, 32, 64, ...`` up to the cap, chosen at run time (``lax.switch``).
+``64, 128, 256, ...`` up to the cap, chosen at run time (``lax.switch``).
 Convergence means ``kkt_violation = dist_inf(0, dF(x)) / lam <= tol``; a Newton
 point that passes it is exact up to rounding.
 
@@ -79,8 +79,8 @@ class RESULTS:
 
     messages = (
         "successful",
-        "the Lasso solver reached max_steps before kkt_violation <= tol; "
-        "increase LassoConfig.max_steps or tol",
+        "the Lasso solver did not reach kkt_violation <= tol within max_steps (or the "
+        "working-set round limit); increase LassoConfig.max_steps or tol",
         "the support (or the equicorrelation set) of the Lasso solution has more elements "
         "than LassoConfig.max_support; increase max_support",
         "the Lasso solver produced a non-finite iterate (non-finite data or penalty?)",
@@ -179,8 +179,8 @@ def lambda_max(A: ArrayLike, b: ArrayLike) -> Array:
 
 
 def _tiers(k_max: int) -> tuple[int, ...]:
-    """Factorization sizes ``16, 32, 64, ...`` below ``k_max``, then ``k_max``."""
-    out, k = [], 16
+    """Factorization sizes ``64, 128, 256, ...`` below ``k_max``, then ``k_max``."""
+    out, k = [], 64
     while k < k_max:
         out.append(k)
         k *= 2
@@ -221,7 +221,10 @@ def _factor(A: Array, mask: Array, mu: Array, k_max: int) -> _Factor:
 
     def branch(k: int):
         def f(_):
-            idx = jnp.nonzero(mask, size=k, fill_value=p)[0].astype(jnp.int32)
+            # The first k columns of the mask in increasing order (top_k compiles much
+            # faster than nonzero(size=k) on CPU); slots past the mask get index p.
+            top = lax.top_k(jnp.where(mask, p - jnp.arange(p), -1), k)[1]
+            idx = jnp.where(mask[top], top, p).astype(jnp.int32)
             valid = idx < p
             AW = jnp.take(A, idx, axis=1, mode="fill", fill_value=0)
             G = AW.T @ AW + jnp.diag(jnp.where(valid, mu, 1.0))
@@ -501,6 +504,7 @@ def _defaults(cfg: LassoConfig, A: Array, enet: bool):
     return tol, k_max, ws, etol, rtol
 
 
+@functools.partial(jax.jit, static_argnames=("cfg", "enet"))
 def _forward(
     A: Array, b: Array, lam: Array, mu: Array, x0: Array, lipschitz: Array | None,
     cfg: LassoConfig, enet: bool,
@@ -535,8 +539,8 @@ def _forward(
     converged = done & (kkt <= tol)
     status = jnp.where(
         ~finite, RESULTS.nonfinite,
-        jnp.where(nS > k_max, RESULTS.support_overflow,
-                  jnp.where(converged, RESULTS.successful, RESULTS.max_steps_reached)),
+        jnp.where(~converged, RESULTS.max_steps_reached,
+                  jnp.where(nS > k_max, RESULTS.support_overflow, RESULTS.successful)),
     )
 
     # Equicorrelation set and the rank condition of Prop. 5 (Lasso only).
@@ -560,7 +564,8 @@ def _forward(
         ratio = jnp.where(finite_fac, ratio, 0.0)
         ratio = jnp.where(nE == 0, 1.0, ratio)
         ratio = jnp.where(nE > jnp.minimum(k_max, n), 0.0, ratio)
-        deficient = ratio <= rtol
+        # Only meaningful at a solution: an unconverged point reports its own failure.
+        deficient = converged & (ratio <= rtol)
     sol = LassoSolution(
         x=x,
         status=status.astype(jnp.int32),
