@@ -171,7 +171,7 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
 def _figure(apt_curves, lyap_curves, prm, T, r):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(13, 9), layout="constrained")
+    fig = Figure(figsize=(14, 9), layout="constrained")
     axes = fig.subplots(2, 2)
     titles = {"sgd": "SGD", "heavy_ball": f"heavy ball ($\\beta_k = {prm['momentum_c']:g}\\,\\alpha_k$, r = {r:g})"}
     for j, name in enumerate(("sgd", "heavy_ball")):
@@ -183,9 +183,11 @@ def _figure(apt_curves, lyap_curves, prm, T, r):
         lyapunov_figure(lyap_curves[name], logy=True, ylabel=ylabel, ax=ax)
         for z, artist in enumerate(ax.lines[::-1] + ax.collections[::-1]):  # first schedules on top
             artist.set_zorder(2 + z / 100)
+        for i, (t, e) in enumerate(lyap_curves[name].values()):  # end of each schedule's horizon
+            ax.plot(t[-1], np.median(e[..., -1]), "X", color=f"C{i}", ms=10, mec="k", zorder=10)
         ax.set_xscale("log")
         ax.set_xlabel(r"$\tau_k = \sum_{j<k} \alpha_j$")
-        ax.set_title(f"{titles[name]}:\nLyapunov function along the iterates")
+        ax.set_title(f"{titles[name]}:\nLyapunov function along the iterates (X: end of the run)")
     fig.suptitle(f"ring $|\\,\\|w\\|^2 - 1| + \\langle \\xi, w \\rangle$, noise {prm['noise']:g}: "
                  f"$\\alpha_k = a/(k+b)^p$ with $\\alpha_0$ = {prm['alpha0']:g}, b = {prm['b']:g}; "
                  f"{prm['runs']} runs per schedule, {prm['num_steps']} steps")
