@@ -29,8 +29,9 @@ The metric is the median APT distance over runs at early start times (iterations
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -44,7 +45,7 @@ from nsopt.papers import PresetResult
 from nsopt.problems import ring
 from nsopt.schedules import InversePower, in_l2_minus_l1
 
-__all__ = ["schedule_table", "start_times", "early_late", "run"]
+__all__ = ["early_late", "run", "schedule_table", "start_times"]
 
 
 def schedule_table(alpha0: float, b: float, powers: list[float], constant: bool) -> list[tuple[str, float, float, float]]:
@@ -70,7 +71,7 @@ def start_times(tau: np.ndarray, T: float, k_min: int, record_every: int, num: i
 
 def early_late(d: np.ndarray, fraction: float = 0.2) -> tuple[float, float]:
     """Median over runs of the APT distance at the first / last ``fraction`` of the start times."""
-    q = max(1, int(round(fraction * d.shape[-1])))
+    q = max(1, round(fraction * d.shape[-1]))
     return float(np.nanmedian(d[..., :q])), float(np.nanmedian(d[..., -q:]))
 
 

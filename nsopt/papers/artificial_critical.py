@@ -33,8 +33,9 @@ What the preset shows:
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -50,7 +51,7 @@ from nsopt.papers import PresetResult
 from nsopt.problems import Problem
 from nsopt.schedules import inverse_power
 
-__all__ = ["KinkedLine", "kinked_line", "run", "avoidance", "criticality_table"]
+__all__ = ["KinkedLine", "avoidance", "criticality_table", "kinked_line", "run"]
 
 ARTIFICIAL = (0.0, 0.0)
 MINIMIZER = (1.0, 0.0)

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -48,7 +49,7 @@ from nsopt.papers import PresetResult
 from nsopt.problems import MLP, ReluDigits, relu_digits
 from nsopt.schedules import inverse_power
 
-__all__ = ["PRECISIONS", "kinked_loss", "preactivations", "zero_count", "first_difference", "run"]
+__all__ = ["PRECISIONS", "first_difference", "kinked_loss", "preactivations", "run", "zero_count"]
 
 #: name -> (process precision for ``set_precision``, compute dtype of the forward/backward pass)
 PRECISIONS: dict[str, tuple[str, Any]] = {
@@ -138,7 +139,7 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
         with set_precision(process):
             problem = relu_digits(hidden, int(prm["batch_size"]))
             dt = jnp.result_type(float)
-            w0 = jax.tree.map(lambda a: jnp.asarray(a, dt), w0_64)
+            w0 = jax.tree.map(lambda a, dt=dt: jnp.asarray(a, dt), w0_64)
             sched = [jnp.asarray(prm[k], dt) for k in ("a", "b", "p")]
             obj = np.zeros((len(kinks), len(seeds), K // every + 1))
             zeros = np.zeros((len(kinks), len(seeds)), dtype=np.int64)

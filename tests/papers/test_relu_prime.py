@@ -27,7 +27,7 @@ def test_kinked_loss_is_the_problem_loss_with_its_kink():
     assert (x0 @ w["Dense_0"]["kernel"] + w["Dense_0"]["bias"])[3] == 0   # the kink is hit
     grads = {}
     for k, prob in problems.items():
-        ours = jax.grad(lambda w_: kinked_loss(pb, dtype, jnp.asarray(k, dtype), w_, xi))(w)
+        ours = jax.grad(lambda w_, k=k: kinked_loss(pb, dtype, jnp.asarray(k, dtype), w_, xi))(w)
         theirs = prob.oracle()(w, xi)
         jax.tree.map(np.testing.assert_array_equal, ours, theirs)
         grads[k] = ours
