@@ -112,7 +112,7 @@ class LassoConfig(eqx.Module):
     working_set: int | None = None
     equicorrelation_rtol: float | None = None
     rank_rtol: float | None = None
-    power_iterations: int = 30
+    power_iterations: int = 10
 
     def __check_init__(self) -> None:
         for name in ("tol", "equicorrelation_rtol", "rank_rtol"):
@@ -188,7 +188,13 @@ def _tiers(k_max: int) -> tuple[int, ...]:
 
 
 def _spectral_sq(A: Array, iters: int) -> Array:
-    """Upper estimate of ``||A||_2^2`` (power method, Rayleigh quotient, 2% margin)."""
+    """Estimate of ``||A||_2^2``: power method's Rayleigh quotient with a 10% margin.
+
+    After 10 iterations the quotient is within 8% of ``||A||_2^2`` on Gaussian matrices (the
+    hardest common case: clustered top singular values).  A slight overestimate of the
+    step is harmless (proximal gradient converges for steps below ``2 / L``); convergence
+    is certified by the exact KKT test, never by this estimate.
+    """
     p = A.shape[1]
     v = 1.0 + 0.5 * jnp.cos(jnp.arange(p, dtype=A.dtype) * 1.618)
     v = v / jnp.linalg.norm(v)
@@ -198,7 +204,7 @@ def _spectral_sq(A: Array, iters: int) -> Array:
         return w / jnp.maximum(jnp.linalg.norm(w), jnp.finfo(A.dtype).tiny)
 
     v = lax.fori_loop(0, iters, body, v)
-    return 1.02 * jnp.sum((A @ v) ** 2) + jnp.finfo(A.dtype).tiny
+    return 1.1 * jnp.sum((A @ v) ** 2) + jnp.finfo(A.dtype).tiny
 
 
 class _Factor(NamedTuple):
