@@ -245,8 +245,11 @@ def run_batch(
     ``seeds`` is a count, a list of ints or a key array; ``scales`` defaults to
     the algorithm's own scale.  The result has leading axes
     ``(num_seeds, num_inits, num_scales, num_records, ...)``; entry
-    ``[i, j, l]`` is exactly ``run(algorithm.with_scale(scales[l]), oracle,
-    sampler, w0[j], seed_keys(seeds)[i], ...)``.  Runs with the same seed share
+    ``[i, j, l]`` is ``run(algorithm.with_scale(scales[l]), oracle, sampler,
+    w0[j], seed_keys(seeds)[i], ...)``: bitwise for elementwise problems (the 2-D
+    toys); where the loss has matrix products, XLA may compute the batched product
+    in another summation order, so entries agree up to rounding (e.g. 4e-7 in
+    float32 on ``relu_digits``).  Runs with the same seed share
     their noise sequence (common random numbers across inits and scales).
 
     With several JAX devices the batch is sharded over them along the seeds

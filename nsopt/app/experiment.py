@@ -104,9 +104,9 @@ def _run(cfg: Mapping[str, Any], run_dir: Path, logger: Logger | None, config_ya
 
     problem = build_problem(cfg["problem"])
     if cfg["precision"] == "float32" and "kink" in dict(cfg["problem"]) and problem.name != "ring":
-        log.warning("precision=float32 with %s: pre-activations hit the kink exactly far more often than in "
-                    "float64, so problem.kink (relu'(0)) changes the iterates; use precision=float64 to "
-                    "make kinks rare (experiment=relu_prime measures this)", problem.name)
+        log.warning("precision=float32 with %s: in low precision pre-activations can hit the kink exactly, and "
+                    "then problem.kink (relu'(0)) changes the iterates (Bertoin et al. 2021); precision=float64 "
+                    "makes this rarer, experiment=relu_prime counts the hits", problem.name)
     alpha = build_schedule(cfg["schedule"])
     algorithms = build_algorithms(cfg["algorithm"], alpha)
     scales = scales_of(cfg)
