@@ -1,0 +1,536 @@
+"""Monotone deep equilibrium (DEQ) layers and a DEQ classifier on ``load_digits``.
+
+The layer maps an input ``x`` to the fixed point ``z*`` of
+
+    z = sigma(W z + U x + b),     sigma = relu with relu'(0) = kink,
+
+with the monotone parametrization of Winston & Kolter (2020, "Monotone operator
+equilibrium networks", NeurIPS):
+
+    W = (1 - m) I - A^T A + B - B^T,      m > 0,
+
+(``A``, ``B`` are free ``h x h`` parameters; this ``B`` is not the ``B`` block
+of the implicit function theorem below).  Then ``I - W = m I + A^T A + (B^T - B)``
+is ``m``-strongly monotone, and since ``relu = prox`` of the indicator of the
+nonnegative orthant, ``z*`` is the unique zero of the strongly monotone inclusion
+``0 in (I - W) z - (U x + b) + N_{R^h_+}(z)``: it exists and is unique for every
+``x`` and every parameter value.
+
+**Forward solvers** (``DEQSolver.method``), both with a convergence guarantee
+from strong monotonicity, both stopping when the fixed-point residual
+
+    r(z) = ||sigma(W z + U x + b) - z||_2 <= tol (1 + ||z||_2)    (per input)
+
+or after ``max_steps`` iterations, and both reporting the flag ``converged``:
+
+- ``"peaceman_rachford"`` (default; Winston & Kolter, Alg. 2) with ``V = (I + alpha (I - W))^{-1}``::
+
+      u_half = 2 z - u,   z_half = V (u_half + alpha (U x + b)),   u = 2 z_half - u_half,   z = relu(u)
+
+  It converges for every ``alpha > 0`` (linearly: the reflected resolvent of a
+  strongly monotone Lipschitz operator is a contraction).
+- ``"forward_backward"`` (projected gradient on the monotone operator)::
+
+      z = relu((1 - alpha) z + alpha (W z + U x + b)),
+
+  a contraction for ``0 < alpha < 2 m / L^2``, ``L = ||I - W||_2``; the default
+  ``alpha = m / L^2`` (computed from ``W`` at each solve) gives the factor
+  ``sqrt(1 - m^2 / L^2)``.  Matrix-free but slow when ``m / L`` is small.
+
+**Backward** (``backward=``):
+
+- ``"implicit"``: the nonsmooth implicit function theorem (Bolte, Le, Pauwels,
+  Silveti-Falls, arXiv 2106.04350; THEORY.md §2-§3) through
+  :func:`nsopt.implicit.fixed_point` on ``T(W, z, v) = relu(W z + v)`` (``v = U x + b``),
+  one dense ``h x h`` system per input: with ``D = diag(relu'(W z* + v))`` (the kink
+  value on ties),
+
+      B = D W - I,    A = [D (z*^T kron I),  D],    J = -B^{-1} A.
+
+  ``B`` is invertible for every ``D`` with entries in ``[0, 1]`` (any kink value in
+  Clarke's ``[0, 1]``): if ``v = D W v`` with ``v != 0``, put ``q = W v``; then
+  ``||v||^2 = q^T D^2 q <= q^T D q = v^T W v``, i.e. ``v^T (I - W) v <= 0``,
+  contradicting strong monotonicity.  So the invertibility hypothesis holds and
+  ``-B^{-1} A`` is a conservative Jacobian of ``x -> z*``; ``singular="raise"``
+  still checks it numerically.  The forward solve is not differentiated
+  (memory independent of the number of iterations).
+- ``"unrolled"``: backprop through exactly ``max_steps`` solver iterations
+  (``lax.scan``; memory grows linearly with ``max_steps``).  When the iterations
+  have converged it agrees with the implicit derivative away from kinks.
+
+**Non-convergence is never silent** (``on_failure=``): ``"raise"`` (default)
+raises an error naming the solver, residual test and ``max_steps`` (eagerly,
+under ``jit`` and ``vmap``); ``"nan"`` returns NaN for the unconverged inputs, so
+a training run through :func:`nsopt.run` is flagged by its ``diverged_step``
+instead of stopping.  :meth:`MonotoneDEQ.solve` returns the solver statistics
+(:class:`DEQSolution`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import Array
+
+from nsopt.implicit import LinearSolver, fixed_point
+from nsopt.oracles.kinks import relu
+from nsopt.problems.base import Problem
+from nsopt.problems.relu_net import load_digits_split
+
+__all__ = [
+    "BACKWARDS",
+    "ON_FAILURE",
+    "SOLVERS",
+    "DEQClassifier",
+    "DEQDigits",
+    "DEQSolution",
+    "DEQSolver",
+    "MonotoneDEQ",
+    "deq_digits",
+    "deq_map",
+    "monotone_weight",
+]
+
+SOLVERS = ("peaceman_rachford", "forward_backward")
+BACKWARDS = ("implicit", "unrolled")
+ON_FAILURE = ("raise", "nan")
+LINEAR_SOLVES = ("dense", "gmres", "bicgstab")
+
+
+# --------------------------------------------------------------------------- pure pieces
+
+
+def monotone_weight(A: Array, B: Array, m: float | Array) -> Array:
+    """``W = (1 - m) I - A^T A + B - B^T`` (Winston & Kolter 2020): ``I - W`` is ``m``-strongly monotone."""
+    h = A.shape[-1]
+    eye = jnp.eye(h, dtype=A.dtype)
+    return (1.0 - m) * eye - A.T @ A + B - B.T
+
+
+def deq_map(W: Array, z: Array, v: Array, kink: float | Array = 0.0) -> Array:
+    """One application of the layer, ``T(z) = relu(W z + v)`` with ``relu'(0) = kink`` (``z``: ``(..., h)``)."""
+    return relu(z @ W.T + v, kink)
+
+
+def _norm(x: Array) -> Array:
+    return jnp.sqrt(jnp.sum(x * x, axis=-1))
+
+
+class DEQSolution(eqx.Module):
+    """What a forward solve returned (per input: leading axes of ``z`` without the last).
+
+    Attributes:
+        z: the last iterate (the fixed point when ``converged``).
+        residual: ``||relu(W z + v) - z||_2``.
+        num_steps: iterations done (``max_steps`` for the unrolled solver).
+        converged: ``residual <= tol (1 + ||z||_2)``.
+    """
+
+    z: Array
+    residual: Array
+    num_steps: Array
+    converged: Array
+
+
+class DEQSolver(eqx.Module):
+    """Forward solver of ``z = relu(W z + v)`` for a monotone ``W`` (configuration, all static).
+
+    Attributes:
+        method: ``"peaceman_rachford"`` or ``"forward_backward"`` (see the module docstring).
+        step: ``alpha``; ``None``: ``1`` for Peaceman-Rachford, ``m / ||I - W||_2^2`` for
+            forward-backward (``m`` is then needed: pass it to :meth:`solve`).
+        tol: stop when ``||relu(W z + v) - z||_2 <= tol (1 + ||z||_2)``; ``None``: ``sqrt(eps)``
+            of the dtype (``3.5e-4`` in float32, ``1.5e-8`` in float64).
+        max_steps: iteration cap (the exact depth of the unrolled solver).
+    """
+
+    method: str = eqx.field(static=True, default="peaceman_rachford")
+    step: float | None = eqx.field(static=True, default=None)
+    tol: float | None = eqx.field(static=True, default=None)
+    max_steps: int = eqx.field(static=True, default=200)
+
+    def __check_init__(self):
+        if self.method not in SOLVERS:
+            raise ValueError(f"DEQSolver method must be one of {SOLVERS}, got {self.method!r}")
+        if self.step is not None and not self.step > 0:
+            raise ValueError(f"DEQSolver step (alpha) must be > 0 or None, got {self.step!r}")
+        if self.tol is not None and not self.tol > 0:
+            raise ValueError(f"DEQSolver tol must be > 0 or None, got {self.tol!r}")
+        if not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise ValueError(f"DEQSolver max_steps must be an int >= 1, got {self.max_steps!r}")
+
+    def tolerance(self, dtype) -> float:
+        return float(np.sqrt(np.finfo(dtype).eps)) if self.tol is None else float(self.tol)
+
+    def residual(self, W: Array, z: Array, v: Array, kink: float | Array = 0.0) -> Array:
+        """``||relu(W z + v) - z||_2`` along the last axis."""
+        return _norm(deq_map(W, z, v, kink) - z)
+
+    def converged(self, Wzv: tuple[Array, Array, Array], kink: float | Array = 0.0) -> Array:
+        """The stopping test ``residual <= tol (1 + ||z||_2)`` at ``(W, z, v)``."""
+        W, z, v = Wzv
+        return self.residual(W, z, v, kink) <= self.tolerance(z.dtype) * (1.0 + _norm(z))
+
+    def _alpha(self, W: Array, m: float | Array | None) -> Array:
+        if self.step is not None:
+            return jnp.asarray(self.step, W.dtype)
+        if self.method == "peaceman_rachford":
+            return jnp.asarray(1.0, W.dtype)
+        if m is None:
+            raise ValueError("DEQSolver: forward_backward with step=None needs the monotonicity m")
+        L = jnp.linalg.norm(jnp.eye(W.shape[0], dtype=W.dtype) - W, ord=2)
+        return (m / L**2).astype(W.dtype)
+
+    def _step_fn(self, W: Array, v: Array, m: float | Array | None, kink: float | Array):
+        """``(z, u) -> (z, u)`` one iteration on a single input (``z, v``: ``(h,)``)."""
+        alpha = self._alpha(W, m)
+        if self.method == "peaceman_rachford":
+            eye = jnp.eye(W.shape[0], dtype=W.dtype)
+            V = jnp.linalg.inv(eye + alpha * (eye - W))
+            av = alpha * v
+
+            def step(z, u):
+                u_half = 2.0 * z - u
+                z_half = V @ (u_half + av)
+                u = 2.0 * z_half - u_half
+                return relu(u, kink), u
+        else:
+
+            def step(z, u):
+                z = relu((1.0 - alpha) * z + alpha * (W @ z + v), kink)
+                return z, z
+
+        return step
+
+    def solve(self, W: Array, v: Array, z0: Array | None = None, *, m: float | Array | None = None,
+              kink: float | Array = 0.0) -> DEQSolution:
+        """Iterate from ``z0`` (default 0) until the residual test or ``max_steps`` (``lax.while_loop``).
+
+        One input: ``v`` and ``z0`` of shape ``(h,)`` (``vmap`` for a batch).  Not
+        reverse-differentiable (use the implicit or unrolled backward of :class:`MonotoneDEQ`).
+        """
+        z0 = jnp.zeros_like(v) if z0 is None else z0
+        tol = self.tolerance(v.dtype)
+        step = self._step_fn(W, v, m, kink)
+
+        def residual(z):
+            return _norm(deq_map(W, z, v, kink) - z)
+
+        def cond(s):
+            z, _, k, res = s
+            return (k < self.max_steps) & ~(res <= tol * (1.0 + _norm(z)))
+
+        def body(s):
+            z, u, k, _ = s
+            z, u = step(z, u)
+            return z, u, k + 1, residual(z)
+
+        s0 = (z0, z0, jnp.asarray(0, jnp.int32), residual(z0))
+        z, _, k, res = jax.lax.while_loop(cond, body, s0)
+        return DEQSolution(z, res, k, res <= tol * (1.0 + _norm(z)))
+
+    def unrolled(self, W: Array, v: Array, z0: Array | None = None, *, m: float | Array | None = None,
+                 kink: float | Array = 0.0) -> DEQSolution:
+        """Exactly ``max_steps`` iterations (``lax.scan``), differentiable by backprop through them."""
+        z0 = jnp.zeros_like(v) if z0 is None else z0
+        step = self._step_fn(W, v, m, kink)
+
+        def body(c, _):
+            return step(*c), None
+
+        (z, _), _ = jax.lax.scan(body, (z0, z0), None, length=self.max_steps)
+        res = _norm(deq_map(W, z, v, kink) - z)
+        tol = self.tolerance(v.dtype)
+        conv = jax.lax.stop_gradient(res <= tol * (1.0 + _norm(z)))
+        return DEQSolution(z, res, jnp.asarray(self.max_steps, jnp.int32), conv)
+
+
+def _failure_message(solver: DEQSolver, backward: str) -> str:
+    return (
+        f"nsopt.problems.deq: the {solver.method} forward solver did not reach "
+        f"||relu(W z + U x + b) - z|| <= tol (1 + ||z||) within max_steps={solver.max_steps} "
+        f"(tol={solver.tol!r}, None = sqrt(eps); step={solver.step!r}; backward={backward!r}): "
+        "the derivative would not be that of the fixed point. Raise max_steps, loosen tol, "
+        "raise the monotonicity m, or pass on_failure='nan' to flag the run as diverged instead."
+    )
+
+
+def _apply_failure(z: Array, converged: Array, on_failure: str, message: str) -> Array:
+    if on_failure == "raise":
+        return eqx.error_if(z, ~converged, message)
+    return jnp.where(converged[..., None], z, jnp.nan)
+
+
+class _Layer(eqx.Module):
+    """``T(W, z, v, z0) = relu(W z + v)``: the fixed-point map (``z0``, a warm start, is ignored)."""
+
+    kink: float = eqx.field(static=True)
+
+    def __call__(self, W: Array, z: Array, v: Array, z0: Array) -> Array:
+        return deq_map(W, z, v, self.kink)
+
+
+class _Solve(eqx.Module):
+    """``solve(W, v, z0) -> z`` for :func:`nsopt.implicit.fixed_point`: the last iterate.
+
+    The failure policy is applied by the caller on the returned point (so that with
+    ``on_failure="nan"`` the derivative is still assembled at a finite point and the NaN
+    comes from the value, not from a failed invertibility check).
+    """
+
+    solver: DEQSolver
+    m: float = eqx.field(static=True)
+    kink: float = eqx.field(static=True)
+
+    def __call__(self, W: Array, v: Array, z0: Array) -> Array:
+        return self.solver.solve(W, v, z0, m=self.m, kink=self.kink).z
+
+
+def _param_dtype(dtype: Any) -> Any:
+    """``None``: JAX's default float (float64 under ``jax_enable_x64``; flax's default is float32)."""
+    return jnp.result_type(float) if dtype is None else dtype
+
+
+def _check_choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+# --------------------------------------------------------------------------- flax modules
+
+
+class MonotoneDEQ(nn.Module):
+    """Monotone DEQ layer ``x -> z*(x)``, ``z* = relu(W z* + U x + b)`` (see the module docstring).
+
+    Attributes:
+        features: ``h``, the width of ``z``.
+        m: monotonicity ``m > 0`` of ``I - W``.
+        kink: ``relu'(0)`` in ``[0, 1]`` used by the backward pass.
+        solver: the forward :class:`DEQSolver`.
+        backward: ``"implicit"`` or ``"unrolled"``.
+        on_failure: ``"raise"`` or ``"nan"`` when the forward solve has not converged.
+        singular: policy of the implicit linear solve (``"raise"``; see :func:`nsopt.implicit.root`).
+        init_scale: ``A`` and ``B`` start as ``N(0, init_scale^2 / h)``.
+    """
+
+    features: int
+    m: float = 0.5
+    kink: float = 0.0
+    solver: DEQSolver = DEQSolver()
+    backward: str = "implicit"
+    on_failure: str = "raise"
+    singular: str = "raise"
+    init_scale: float = 0.5
+    linear_solve: str | LinearSolver = "dense"
+    param_dtype: Any = None
+
+    def setup(self):
+        _check_choice("MonotoneDEQ backward", self.backward, BACKWARDS)
+        _check_choice("MonotoneDEQ on_failure", self.on_failure, ON_FAILURE)
+        if not self.m > 0:
+            raise ValueError(f"MonotoneDEQ m (monotonicity) must be > 0, got {self.m!r}")
+        if not 0.0 <= self.kink <= 1.0:
+            raise ValueError(f"MonotoneDEQ kink (relu'(0)) must be in [0, 1] (Clarke), got {self.kink!r}")
+        h = self.features
+        dtype = _param_dtype(self.param_dtype)
+        init = nn.initializers.normal(stddev=self.init_scale / np.sqrt(h))
+        self.A = self.param("A", init, (h, h), dtype)
+        self.B = self.param("B", init, (h, h), dtype)
+        self.inject = nn.Dense(h, param_dtype=dtype, name="U")
+
+    def _linear_solver(self) -> LinearSolver:
+        if isinstance(self.linear_solve, LinearSolver):
+            return self.linear_solve
+        _check_choice("MonotoneDEQ linear_solve", self.linear_solve, LINEAR_SOLVES)
+        # full (unrestarted) GMRES: exact after at most h iterations
+        return LinearSolver(method=self.linear_solve, restart=self.features)
+
+    def weight(self) -> Array:
+        """``W = (1 - m) I - A^T A + B - B^T``."""
+        return monotone_weight(self.A, self.B, self.m)
+
+    def _batch(self, x: Array, z0: Array | None):
+        v = self.inject(x)
+        batch = v.shape[:-1]
+        v = v.reshape(-1, self.features)
+        z0 = jnp.zeros_like(v) if z0 is None else jnp.broadcast_to(z0, batch + (self.features,))
+        return v, z0.reshape(-1, self.features).astype(v.dtype), batch
+
+    def __call__(self, x: Array, z0: Array | None = None) -> Array:
+        """``z*(x)`` for ``x`` of shape ``(..., d)``; ``z0`` a warm start (default 0)."""
+        W = self.weight()
+        v, z0, batch = self._batch(x, z0)
+        if self.backward == "implicit":
+            x_star = fixed_point(
+                _Layer(float(self.kink)),
+                _Solve(self.solver, float(self.m), float(self.kink)),
+                linear_solve=self._linear_solver(),
+                singular=self.singular,
+            )
+            z = jax.vmap(x_star, in_axes=(None, 0, 0))(W, v, z0)
+            converged = self.solver.converged(jax.lax.stop_gradient((W, z, v)), kink=self.kink)
+        else:
+            sol = jax.vmap(lambda vi, zi: self.solver.unrolled(W, vi, zi, m=self.m, kink=self.kink))(v, z0)
+            z, converged = sol.z, sol.converged
+        z = _apply_failure(z, converged, self.on_failure, _failure_message(self.solver, self.backward))
+        return z.reshape(batch + (self.features,))
+
+    def solve(self, x: Array, z0: Array | None = None) -> DEQSolution:
+        """Forward solve only, with its statistics (per input); nothing is raised here."""
+        W = jax.lax.stop_gradient(self.weight())
+        v, z0, batch = self._batch(x, z0)
+        v = jax.lax.stop_gradient(v)
+        if self.backward == "implicit":
+            sol = jax.vmap(lambda vi, zi: self.solver.solve(W, vi, zi, m=self.m, kink=self.kink))(v, z0)
+        else:
+            sol = jax.vmap(lambda vi, zi: self.solver.unrolled(W, vi, zi, m=self.m, kink=self.kink))(v, z0)
+        return jax.tree.map(lambda a: a.reshape(batch + a.shape[1:]), sol)
+
+    def preactivation(self, x: Array, z: Array) -> Array:
+        """``W z + U x + b`` (its zeros are the kinks of the layer)."""
+        return z @ self.weight().T + self.inject(x)
+
+
+class DEQClassifier(nn.Module):
+    """``logits = Dense(z*(x))`` with ``z*`` a :class:`MonotoneDEQ` fixed point."""
+
+    features: int
+    num_classes: int
+    m: float = 0.5
+    kink: float = 0.0
+    solver: DEQSolver = DEQSolver()
+    backward: str = "implicit"
+    on_failure: str = "raise"
+    init_scale: float = 0.5
+    linear_solve: str | LinearSolver = "dense"
+    param_dtype: Any = None
+
+    def setup(self):
+        self.deq = MonotoneDEQ(self.features, self.m, self.kink, self.solver, self.backward,
+                               self.on_failure, init_scale=self.init_scale,
+                               linear_solve=self.linear_solve, param_dtype=self.param_dtype, name="deq")
+        self.head = nn.Dense(self.num_classes, param_dtype=_param_dtype(self.param_dtype), name="head")
+
+    def __call__(self, x: Array) -> Array:
+        return self.head(self.deq(x))
+
+    def solve(self, x: Array) -> DEQSolution:
+        return self.deq.solve(x)
+
+    def fixed_point(self, x: Array) -> Array:
+        return self.deq(x)
+
+    def preactivation(self, x: Array, z: Array) -> Array:
+        return self.deq.preactivation(x, z)
+
+
+# --------------------------------------------------------------------------- problem
+
+
+class DEQDigits(Problem):
+    """Cross-entropy of a :class:`DEQClassifier` on ``load_digits``; minibatch sampling.
+
+    ``F(w) = (1/N) sum_i CE(head(z*_w(x_i)), y_i)`` over the training split (exact);
+    ``xi`` is a minibatch of indices drawn uniformly with replacement, so
+    ``E_xi loss(w, xi) = F(w)``.  The autodiff oracle of ``loss`` backpropagates
+    through the implicit (or unrolled) derivative of the layer.
+    """
+
+    x_train: Array
+    y_train: Array
+    x_test: Array
+    y_test: Array
+    batch_size: int = eqx.field(static=True)
+    module: DEQClassifier = eqx.field(static=True)
+
+    @property
+    def name(self) -> str:
+        return "deq_digits"
+
+    @property
+    def dim(self) -> int:
+        shapes = jax.eval_shape(self.init, jax.random.key(0))
+        return int(sum(np.prod(s.shape) for s in jax.tree.leaves(shapes)))
+
+    def _ce(self, w: Any, x: Array, y: Array) -> Array:
+        logits = self.module.apply({"params": w}, x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    def loss(self, w: Any, xi: Array) -> Array:
+        return self._ce(w, self.x_train[xi], self.y_train[xi])
+
+    def sampler(self, key: Array) -> Array:
+        return jax.random.randint(key, (self.batch_size,), 0, self.y_train.shape[0])
+
+    def F(self, w: Any) -> Array:
+        return self._ce(w, self.x_train, self.y_train)
+
+    def init(self, key: Array) -> Any:
+        return self.module.init(key, self.x_train[:1])["params"]
+
+    def _split(self, split: str) -> tuple[Array, Array]:
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        return (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
+
+    def accuracy(self, w: Any, split: str = "test") -> Array:
+        """Classification accuracy on ``split`` in ``{"train", "test"}``."""
+        x, y = self._split(split)
+        return jnp.mean(jnp.argmax(self.module.apply({"params": w}, x), -1) == y)
+
+    def solve_stats(self, w: Any, split: str = "test") -> DEQSolution:
+        """Forward-solver statistics (residuals, iterations, flags) on every input of ``split``."""
+        x, _ = self._split(split)
+        return self.module.apply({"params": w}, x, method=DEQClassifier.solve)
+
+
+def deq_digits(
+    hidden: int = 64,
+    batch_size: int = 32,
+    m: float = 0.5,
+    kink: float = 0.0,
+    solver: str = "peaceman_rachford",
+    step: float | None = None,
+    tol: float | None = None,
+    max_steps: int = 200,
+    backward: str = "implicit",
+    on_failure: str = "nan",
+    init_scale: float = 0.5,
+    linear_solve: str = "dense",
+    test_fraction: float = 0.2,
+    data_seed: int = 0,
+) -> DEQDigits:
+    """The monotone-DEQ-on-digits problem (see :class:`DEQDigits`, :class:`MonotoneDEQ`).
+
+    ``on_failure="nan"`` by default: a forward solve that does not converge turns the
+    run's iterates into NaN, which :func:`nsopt.run` records as ``diverged_step``.
+    """
+    if int(hidden) < 1:
+        raise ValueError(f"deq_digits hidden must be a positive width, got {hidden!r}")
+    if int(batch_size) < 1:
+        raise ValueError(f"deq_digits batch_size must be >= 1, got {batch_size!r}")
+    if not m > 0:
+        raise ValueError(f"deq_digits m (monotonicity) must be > 0, got {m!r}")
+    if not 0.0 <= kink <= 1.0:
+        raise ValueError(f"deq_digits kink (relu'(0)) must be in [0, 1] (Clarke), got {kink!r}")
+    _check_choice("deq_digits backward", backward, BACKWARDS)
+    _check_choice("deq_digits on_failure", on_failure, ON_FAILURE)
+    if not init_scale > 0:
+        raise ValueError(f"deq_digits init_scale must be > 0, got {init_scale!r}")
+    deq_solver = DEQSolver(method=solver, step=None if step is None else float(step),
+                           tol=None if tol is None else float(tol), max_steps=int(max_steps))
+    xtr, ytr, xte, yte = load_digits_split(test_fraction, data_seed)
+    f = jnp.result_type(float)
+    _check_choice("deq_digits linear_solve", linear_solve, LINEAR_SOLVES)
+    module = DEQClassifier(int(hidden), 10, float(m), float(kink), deq_solver, backward, on_failure,
+                           float(init_scale), linear_solve)
+    return DEQDigits(
+        jnp.asarray(xtr, f), jnp.asarray(ytr), jnp.asarray(xte, f), jnp.asarray(yte),
+        int(batch_size), module,
+    )

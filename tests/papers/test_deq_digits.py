@@ -1,0 +1,34 @@
+"""Smoke preset deq_digits: a monotone DEQ trained with nonsmooth SGD and heavy ball on load_digits."""
+
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from nsopt.papers import run_preset
+
+CONF = Path(__file__).resolve().parents[2] / "conf" / "experiment" / "deq_digits.yaml"
+
+
+def test_deq_digits_smoke(tmp_path):
+    params = yaml.safe_load(CONF.read_text())["experiment"]
+    summary = run_preset({"experiment": params, "smoke": True}, tmp_path)
+    m = summary["metrics"]
+    assert m["seeds"] == 2 and m["num_steps"] == 300
+    for name in ("sgd", "heavy_ball"):
+        r = m[name]
+        # every run: loss divided by at least 5 in 300 steps (from ~2.3), test accuracy >= 85%
+        assert r["diverged_runs"] == 0, r
+        assert r["loss_initial"] > 2.0, r
+        assert r["loss_ratio_max"] <= 1 / 5, r
+        assert r["test_accuracy_min"] >= 0.85, r
+        # the forward Peaceman-Rachford solves converged for every test input
+        assert r["solver_converged_share"] == 1.0 and r["solver_steps_max"] < 100, r
+        assert r["claim_holds"], r
+    assert m["claim_holds"]
+    with np.load(tmp_path / "metrics.npz") as z:
+        loss = z["sgd_loss"]
+        assert loss.shape == (2, 7) and np.all(np.isfinite(loss))
+        # the loss curve decreases overall (median of the last records below the first ones)
+        assert np.median(loss[:, -2:]) < 0.5 * np.median(loss[:, 1:3])
+    assert (tmp_path / "deq_digits.png").stat().st_size > 20_000
