@@ -53,7 +53,13 @@ or after ``max_steps`` iterations, and both reporting the flag ``converged``:
   contradicting strong monotonicity.  So the invertibility hypothesis holds and
   ``-B^{-1} A`` is a conservative Jacobian of ``x -> z*``; ``singular="raise"``
   still checks it numerically.  The forward solve is not differentiated
-  (memory independent of the number of iterations).
+  (memory independent of the number of iterations).  ``linear_solve``:
+  ``"dense"`` (default: ``B`` materialized, singular values checked, LU; exact and
+  robust; on CPU, LAPACK's SVD becomes several times slower per matrix above
+  ``h = 25``), ``"gmres"`` (unrestarted) or ``"bicgstab"`` (matrix-free, much faster;
+  but in float32 they can fail the residual check of :mod:`nsopt.implicit`, which then
+  raises: jax's GMRES treats right-hand sides of norm below ``eps`` as zero and
+  BiCGStab's recursive residual drifts from the true one; prefer them in float64).
 - ``"unrolled"``: backprop through exactly ``max_steps`` solver iterations
   (``lax.scan``; memory grows linearly with ``max_steps``).  When the iterations
   have converged it agrees with the implicit derivative away from kinks.
@@ -78,13 +84,14 @@ import numpy as np
 import optax
 from jax import Array
 
-from nsopt.implicit import LinearSolver, fixed_point
+from nsopt.implicit import ImplicitFunction, LinearSolver, fixed_point
 from nsopt.oracles.kinks import relu
 from nsopt.problems.base import Problem
 from nsopt.problems.relu_net import load_digits_split
 
 __all__ = [
     "BACKWARDS",
+    "LINEAR_SOLVES",
     "ON_FAILURE",
     "SOLVERS",
     "DEQClassifier",
@@ -93,6 +100,7 @@ __all__ = [
     "DEQSolver",
     "MonotoneDEQ",
     "deq_digits",
+    "deq_implicit",
     "deq_map",
     "monotone_weight",
 ]
@@ -172,9 +180,9 @@ class DEQSolver(eqx.Module):
         """``||relu(W z + v) - z||_2`` along the last axis."""
         return _norm(deq_map(W, z, v, kink) - z)
 
-    def converged(self, Wzv: tuple[Array, Array, Array], kink: float | Array = 0.0) -> Array:
-        """The stopping test ``residual <= tol (1 + ||z||_2)`` at ``(W, z, v)``."""
-        W, z, v = Wzv
+    def converged(self, W: Array, z: Array, v: Array, kink: float | Array = 0.0) -> Array:
+        """The stopping test ``residual <= tol (1 + ||z||_2)`` at ``(W, z, v)`` (not differentiated)."""
+        W, z, v = jax.lax.stop_gradient((W, z, v))
         return self.residual(W, z, v, kink) <= self.tolerance(z.dtype) * (1.0 + _norm(z))
 
     def _alpha(self, W: Array, m: float | Array | None) -> Array:
@@ -220,7 +228,7 @@ class DEQSolver(eqx.Module):
         step = self._step_fn(W, v, m, kink)
 
         def residual(z):
-            return _norm(deq_map(W, z, v, kink) - z)
+            return self.residual(W, z, v, kink)
 
         def cond(s):
             z, _, k, res = s
@@ -245,9 +253,8 @@ class DEQSolver(eqx.Module):
             return step(*c), None
 
         (z, _), _ = jax.lax.scan(body, (z0, z0), None, length=self.max_steps)
-        res = _norm(deq_map(W, z, v, kink) - z)
-        tol = self.tolerance(v.dtype)
-        conv = jax.lax.stop_gradient(res <= tol * (1.0 + _norm(z)))
+        res = self.residual(W, z, v, kink)
+        conv = self.converged(W, z, v, kink)
         return DEQSolution(z, res, jnp.asarray(self.max_steps, jnp.int32), conv)
 
 
@@ -290,6 +297,35 @@ class _Solve(eqx.Module):
 
     def __call__(self, W: Array, v: Array, z0: Array) -> Array:
         return self.solver.solve(W, v, z0, m=self.m, kink=self.kink).z
+
+
+def deq_implicit(
+    solver: DEQSolver,
+    *,
+    m: float,
+    kink: float = 0.0,
+    linear_solve: str | LinearSolver = "dense",
+    singular: str = "raise",
+) -> ImplicitFunction:
+    """``z_star(W, v, z0)``: the layer's fixed point for one input, differentiated implicitly.
+
+    ``z_star(W, v, z0) = solver.solve(W, v, z0).z`` (the last iterate; no failure
+    policy here: check ``solver.converged`` or use :class:`MonotoneDEQ`), and its
+    derivatives in ``W`` and ``v`` are ``-B^{-1} A`` with ``B = D W - I`` (THEORY.md §2):
+    :func:`nsopt.implicit.fixed_point` on ``T(W, z, v) = relu(W z + v)``.  ``vmap`` it
+    over inputs (``in_axes=(None, 0, 0)``).  ``linear_solve`` is a method name
+    (``"dense"``, ``"gmres"`` (unrestarted), ``"bicgstab"``) or a :class:`LinearSolver`.
+    """
+    if not m > 0:
+        raise ValueError(f"deq_implicit m (monotonicity) must be > 0, got {m!r}")
+    if not isinstance(linear_solve, LinearSolver):
+        _check_choice("linear_solve", linear_solve, LINEAR_SOLVES)
+    return fixed_point(
+        _Layer(float(kink)),
+        _Solve(solver, float(m), float(kink)),
+        linear_solve=linear_solve,
+        singular=singular,
+    )
 
 
 def _param_dtype(dtype: Any) -> Any:
@@ -367,14 +403,10 @@ class MonotoneDEQ(nn.Module):
         W = self.weight()
         v, z0, batch = self._batch(x, z0)
         if self.backward == "implicit":
-            x_star = fixed_point(
-                _Layer(float(self.kink)),
-                _Solve(self.solver, float(self.m), float(self.kink)),
-                linear_solve=self._linear_solver(),
-                singular=self.singular,
-            )
+            x_star = deq_implicit(self.solver, m=self.m, kink=self.kink,
+                                  linear_solve=self._linear_solver(), singular=self.singular)
             z = jax.vmap(x_star, in_axes=(None, 0, 0))(W, v, z0)
-            converged = self.solver.converged(jax.lax.stop_gradient((W, z, v)), kink=self.kink)
+            converged = self.solver.converged(W, z, v, self.kink)
         else:
             sol = jax.vmap(lambda vi, zi: self.solver.unrolled(W, vi, zi, m=self.m, kink=self.kink))(v, z0)
             z, converged = sol.z, sol.converged
