@@ -54,12 +54,19 @@ from jax import Array, lax
 from jax.typing import ArrayLike
 
 __all__ = [
+    "HPOResult",
     "LassoConfig",
     "LassoSolution",
     "Policy",
     "RESULTS",
     "enet_solution",
     "enet_solve",
+    "grid_search",
+    "held_out_criterion",
+    "held_out_mse",
+    "hypergradient_descent",
+    "kfold_criterion",
+    "kfold_masks",
     "lambda_max",
     "solution",
     "solve",
@@ -799,3 +806,16 @@ def enet_solution(
     A, b, x0, lipschitz = _prepare(A, b, x0, lipschitz)
     lam, mu = _enet_theta(theta, A.dtype)
     return _enet_map(A, b, lam, mu, x0, lipschitz, config, "ignore", on_not_converged)
+
+
+# Held-out criteria and the hyperparameter loops live in a sibling module (imported last:
+# it uses ``solution`` and ``LassoConfig`` from here).
+from nsopt.problems._lasso_hpo import (  # noqa: E402
+    HPOResult,
+    grid_search,
+    held_out_criterion,
+    held_out_mse,
+    hypergradient_descent,
+    kfold_criterion,
+    kfold_masks,
+)
