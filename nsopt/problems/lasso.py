@@ -36,7 +36,17 @@ point that passes it is exact up to rounding.
 Everything is traceable: ``jit``, ``vmap`` (over ``theta``, the data, or both),
 ``grad``/``vjp``/``jacrev`` and ``jvp``/``jacfwd`` compose; reverse mode works
 because the tangent is a triangular solve with the Cholesky factor of
-``A_S^T A_S + mu I``, which JAX transposes.
+``A_S^T A_S + mu I``, which JAX transposes.  Arrays are ordinary arguments: pass
+data as arguments of a jitted function, not as closure constants.
+
+Held-out criteria, K-fold cross-validation and the hyperparameter loops
+(:func:`held_out_criterion`, :func:`kfold_criterion`, :func:`hypergradient_descent`,
+:func:`grid_search`) are defined in ``_lasso_hpo.py`` and re-exported here.
+
+Performance note: the restricted Cholesky factorizations call LAPACK through
+scipy's OpenBLAS; on a loaded machine its multi-threaded kernels can stall (a
+300 x 300 factorization taking 200 ms instead of 0.5 ms).  Set
+``OPENBLAS_NUM_THREADS=1`` before importing numpy/JAX when timing.
 """
 
 from __future__ import annotations
@@ -104,7 +114,7 @@ class LassoConfig(eqx.Module):
       Lasso, ``p`` for the elastic net when ``p <= 4096``, else ``min(n, p)``).
     - ``patience``: FISTA iterations with an unchanged sign pattern before a Newton trial.
     - ``working_set``: number of columns of the inner problems when ``p`` exceeds it
-      (``None``: ``2 max_support``, at least 64; ``0``: always use all columns).
+      (``None``: ``max_support``, at least 64; ``0``: always use all columns).
     - ``equicorrelation_rtol``: ``j in E`` iff ``|A_j^T(b - A x)| >= lam (1 - rtol)``;
       ``None``: ``sqrt(eps)``.
     - ``rank_rtol``: ``A_E`` is rank deficient when ``sigma_min / sigma_max <= rank_rtol``
@@ -152,8 +162,9 @@ class LassoSolution(eqx.Module):
     ``kkt_violation``: ``dist_inf(0, dF(x)) / lam``; ``support_size``: ``|S|``;
     ``equicorrelation_size``: ``|E|``; ``sigma_ratio``: estimated
     ``sigma_min / sigma_max`` of ``A_E`` (1 when ``E`` is empty; 0 when the factor
-    broke down); ``rank_deficient``: ``sigma_ratio <= rank_rtol`` or ``|E| > max_support``
-    (Prop. 5 fails: the solution may be non-unique and the derivative is not defined).
+    broke down); ``rank_deficient``: at a converged solution, ``sigma_ratio <= rank_rtol`` or
+    ``|E| > min(n, max_support)`` (Prop. 5 fails: the solution may be non-unique and the
+    derivative is not defined).
     """
 
     x: Array
@@ -734,7 +745,8 @@ def solve(
 ) -> LassoSolution:
     """Solve the Lasso ``1/2||Ax - b||^2 + e^theta ||x||_1`` with diagnostics (not differentiable).
 
-    ``x0`` warm-starts; ``lipschitz`` (an upper bound of ``||A||_2^2``) skips the power method.
+    ``x0`` warm-starts; ``lipschitz`` (an estimate of ``||A||_2^2``, the initial FISTA
+    constant, raised by backtracking if too small) skips the power method.
     """
     A, b, x0, lipschitz = _prepare(A, b, x0, lipschitz)
     theta = jnp.asarray(theta, A.dtype)
