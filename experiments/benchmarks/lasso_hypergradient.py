@@ -158,6 +158,7 @@ def main(argv=None):
         ("nsopt `lasso.solution` (defaults)", None),
         ("jaxopt tol=1e-3 maxiter=500 (defaults), CG tol 1e-5 (default)", (1e-3, 500, None)),
         ("jaxopt tol=1e-10 maxiter=20000, CG tol 1e-5 (default)", (1e-10, 20_000, None)),
+        ("jaxopt tol=1e-8 maxiter=20000, CG tol 1e-8", (1e-8, 20_000, 1e-8)),
         ("jaxopt tol=1e-12 maxiter=50000, CG tol 1e-12", (1e-12, 50_000, 1e-12)),
     ]
     fns = [nsopt_grad() if c is None else jaxopt_grad(step, *c) for _, c in configs]

@@ -80,9 +80,14 @@ def test_reverse_mode_equals_forward_mode_and_lars(path, problem):
     theta = np.log(n * a)
     exact = n * a * (coefs[:, k + 1] - coefs[:, k]) / (n * (alphas[k + 1] - alphas[k]))
     w = np.linspace(-1.0, 2.0, A.shape[1])
-    g = jax.jit(jax.grad(lambda t, A, b: jnp.dot(w, lasso.solution(A, b, t))))(theta, A, b)
+
+    @jax.jit
+    def reverse(t, A, b):
+        f = lambda t: lasso.solution(A, b, t)  # noqa: E731
+        return jax.grad(lambda t: jnp.dot(w, f(t)))(t), jax.jacrev(f)(t)
+
+    g, jr = reverse(theta, A, b)
     assert abs(float(g) - w @ exact) <= 1e-8 * np.abs(w) @ np.abs(exact)
-    jr = jax.jacrev(lambda t: lasso.solution(A, b, t))(theta)
     assert _rel(jr, exact) < 1e-6
 
 
@@ -113,11 +118,11 @@ def test_vmap_over_theta_equals_loop(problem):
     A, b = problem
     lmax = float(lasso.lambda_max(A, b))
     thetas = np.log(lmax * np.array([0.8, 0.3, 0.05]))
-    xs = jax.vmap(lambda t: lasso.solution(A, b, t))(thetas)
-    for t, x in zip(thetas, xs):
+    # jvp with a unit tangent: the solution and dx/dtheta in one vmapped program.
+    xs, js = jax.jit(jax.vmap(lambda t: jax.jvp(lambda s: lasso.solution(A, b, s), (t,),
+                                                (jnp.ones_like(t),))))(thetas)
+    for t, x, j in zip(thetas, xs, js):
         np.testing.assert_allclose(x, _sol(A, b, t), rtol=0, atol=1e-10)
-    js = jax.vmap(jax.jacfwd(lambda t: lasso.solution(A, b, t)))(thetas)
-    for t, j in zip(thetas, js):
         np.testing.assert_allclose(j, _jac(A, b, t), rtol=0, atol=1e-9)
 
 
@@ -127,14 +132,20 @@ def test_derivative_in_A_and_b_matches_finite_differences(problem):
     theta = np.log(0.2 * float(lasso.lambda_max(A, b)))
     rng = np.random.default_rng(3)
     dA, db = rng.standard_normal(A.shape), rng.standard_normal(b.shape)
-    f = lambda A, b: lasso.solution(A, b, theta)  # noqa: E731
-    _, jvp = jax.jvp(f, (A, b), (dA, db))
+    w = rng.standard_normal(A.shape[1])
+
+    @jax.jit
+    def derivatives(A, b):
+        f = lambda A, b: lasso.solution(A, b, theta)  # noqa: E731
+        _, jvp = jax.jvp(f, (A, b), (dA, db))
+        return jvp, jax.grad(lambda A, b: jnp.dot(w, f(A, b)), argnums=(0, 1))(A, b)
+
+    jvp, (gA, gb) = derivatives(A, b)
     h = 1e-6
-    fd = (np.asarray(f(A + h * dA, b + h * db)) - np.asarray(f(A - h * dA, b - h * db))) / (2 * h)
+    fd = (np.asarray(_sol(A + h * dA, b + h * db, theta))
+          - np.asarray(_sol(A - h * dA, b - h * db, theta))) / (2 * h)
     assert _rel(jvp, fd) < 1e-6
     # Reverse mode in A and b: <w, J (dA, db)> = <J^T w, (dA, db)>.
-    w = rng.standard_normal(A.shape[1])
-    gA, gb = jax.grad(lambda A, b: jnp.dot(w, f(A, b)), argnums=(0, 1))(A, b)
     lhs = float(np.dot(w, jvp))
     assert abs(lhs - (np.sum(gA * dA) + np.dot(gb, db))) <= 1e-9 * max(1.0, abs(lhs))
 
@@ -230,16 +241,19 @@ def test_enet_matches_sklearn_and_finite_differences():
     # sklearn: 1/(2n)||y - Xw||^2 + alpha rho ||w||_1 + alpha (1 - rho)/2 ||w||^2.
     sk = ElasticNet(alpha=(lam + mu) / n, l1_ratio=lam / (lam + mu), fit_intercept=False,
                     tol=1e-14, max_iter=200_000).fit(A, b)
-    x = lasso.enet_solution(A, b, theta)
+
+    @jax.jit
+    def enet(t, A, b):
+        f = lambda t: lasso.enet_solution(A, b, t)  # noqa: E731
+        return f(t), jax.jacfwd(f)(t), jax.jacrev(f)(t)
+
+    x, J, Jr = enet(theta, A, b)
     assert _rel(x, sk.coef_) < 1e-7
-    J = jax.jacfwd(lambda t: lasso.enet_solution(A, b, t))(theta)
     h = 1e-6
     for i in range(2):
         e = np.eye(2)[i] * h
-        fd = (np.asarray(lasso.enet_solution(A, b, theta + e))
-              - np.asarray(lasso.enet_solution(A, b, theta - e))) / (2 * h)
+        fd = (np.asarray(enet(theta + e, A, b)[0]) - np.asarray(enet(theta - e, A, b)[0])) / (2 * h)
         assert _rel(J[:, i], fd) < 1e-6
-    Jr = jax.jacrev(lambda t: lasso.enet_solution(A, b, t))(theta)
     np.testing.assert_allclose(Jr, J, rtol=0, atol=1e-10)
 
 
