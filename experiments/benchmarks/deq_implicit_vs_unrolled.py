@@ -19,9 +19,13 @@ peak scratch beyond arguments and outputs), the forward residual reached after `
 iterations and the relative distance of each gradient to a converged implicit
 reference (tol 1e-6, float32).
 
+On a shared machine pin the process to one core (``taskset -c 1``): with two cores
+and other jobs running, XLA's intra-op threads wait on a descheduled sibling and
+2 ms steps intermittently take 30 ms.
+
 Usage::
 
-    python experiments/benchmarks/deq_implicit_vs_unrolled.py [--hidden 24 64] [--depths 10 30 100 300]
+    taskset -c 1 python experiments/benchmarks/deq_implicit_vs_unrolled.py [--hidden 24 64] [--depths 10 30 100 300]
         [--batch 32] [--repeats 30] [--out results/benchmarks_deq.md]
 """
 
@@ -133,14 +137,37 @@ def bench(hidden: int, depths: list[int], batch: int, repeats: int) -> list[dict
     return rows
 
 
+def summary_lines(rows: list[dict], depths: list[int]) -> list[str]:
+    """Per width: memory growth of the unrolled step vs the constant implicit one, and times at the ends."""
+    out = []
+    for h in sorted({r["hidden"] for r in rows}):
+        by = {r["variant"]: r for r in rows if r["hidden"] == h}
+        k0, k1 = min(depths), max(depths)
+        u0, u1 = by[f"unrolled K={k0}"], by[f"unrolled K={k1}"]
+        d1, b1 = by[f"implicit dense K={k1}"], by[f"implicit bicgstab K={k1}"]
+        ad = by["implicit dense, adaptive (tol sqrt(eps))"]
+        out.append(
+            f"- h = {h}: unrolled scratch memory grows linearly with the depth ({u0['temp_mb']:.2f} MB at "
+            f"K = {k0}, {u1['temp_mb']:.2f} MB at K = {k1}); implicit is constant ({d1['temp_mb']:.2f} MB "
+            f"dense, {b1['temp_mb']:.2f} MB bicgstab). Step time at K = {k1}: unrolled {u1['min_ms']:.2f} ms, "
+            f"implicit dense {d1['min_ms']:.2f} ms, implicit bicgstab {b1['min_ms']:.2f} ms; at K = {k0}: "
+            f"unrolled {u0['min_ms']:.2f} ms, implicit dense {by[f'implicit dense K={k0}']['min_ms']:.2f} ms, "
+            f"bicgstab {by[f'implicit bicgstab K={k0}']['min_ms']:.2f} ms. The layer's adaptive default "
+            f"stops after {ad['iterations']} iterations ({ad['min_ms']:.2f} ms).")
+    return out
+
+
 def write_markdown(rows: list[dict], args, load: tuple[str, str], path: Path) -> None:
-    cmd = "python experiments/benchmarks/deq_implicit_vs_unrolled.py " + " ".join(sys.argv[1:])
+    cores = sorted(os.sched_getaffinity(0))
+    pin = f"taskset -c {','.join(map(str, cores))} " if len(cores) < (os.cpu_count() or 1) else ""
+    cmd = pin + "python experiments/benchmarks/deq_implicit_vs_unrolled.py " + " ".join(sys.argv[1:])
     lines = [
         "## DEQ training step: implicit differentiation vs unrolled backprop",
         "",
         (f"Workload: one SGD step of the monotone DEQ classifier (`nsopt.problems.deq`, m = {M}, "
         f"Peaceman-Rachford forward, alpha = 1) on a minibatch of {args.batch} `load_digits` images, "
-        f"float32. Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs "
+        f"float32. Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs, this "
+        f"process pinned to {len(cores)} of them "
         f"(load average {load[0]} at start, {load[1]} at end), JAX {jax.__version__} on "
         f"{jax.default_backend()}. Times: median (min) of {args.repeats} calls of the compiled step. "
         "Memory: XLA's `compiled.memory_analysis().temp_size_in_bytes` (scratch beyond arguments and "
@@ -156,6 +183,7 @@ def write_markdown(rows: list[dict], args, load: tuple[str, str], path: Path) ->
         lines.append(
             f"| {r['hidden']} | {r['variant']} | {r['iterations']} | {r['median_ms']:.2f} ({r['min_ms']:.2f}) "
             f"| {r['temp_mb']:.3f} | {r['residual']:.1e} | {r['grad_rel_err']:.1e} |")
+    lines += ["", "Summary (times: min over calls):", *summary_lines(rows, args.depths)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
