@@ -14,10 +14,11 @@ def test_deq_digits_smoke(tmp_path):
     params = yaml.safe_load(CONF.read_text())["experiment"]
     summary = run_preset({"experiment": params, "smoke": True}, tmp_path)
     m = summary["metrics"]
-    assert m["seeds"] == 2 and m["num_steps"] == 300
+    assert m["seeds"] == 2 and m["num_steps"] == 200
     for name in ("sgd", "heavy_ball"):
         r = m[name]
-        # every run: loss divided by at least 5 in 300 steps (from ~2.3), test accuracy >= 85%
+        # every run: loss divided by at least 5 in 200 steps (from ~2.4; measured ~13), test accuracy
+        # >= 85% (measured ~93%)
         assert r["diverged_runs"] == 0, r
         assert r["loss_initial"] > 2.0, r
         assert r["loss_ratio_max"] <= 1 / 5, r
@@ -28,7 +29,7 @@ def test_deq_digits_smoke(tmp_path):
     assert m["claim_holds"]
     with np.load(tmp_path / "metrics.npz") as z:
         loss = z["sgd_loss"]
-        assert loss.shape == (2, 7) and np.all(np.isfinite(loss))
+        assert loss.shape == (2, 5) and np.all(np.isfinite(loss))  # k = 0, 50, ..., 200
         # the loss curve decreases overall (median of the last records below the first ones)
         assert np.median(loss[:, -2:]) < 0.5 * np.median(loss[:, 1:3])
     assert (tmp_path / "deq_digits.png").stat().st_size > 20_000
