@@ -1,6 +1,9 @@
 """Problems: ``loss(w, xi)``, ``sampler``, ``F``, ``field``, ``dim``, ``init`` bundled.
 
-:func:`make` builds one by name (the CLI's ``problem`` config group).
+:func:`make` builds one by name (the CLI's ``problem`` config group):
+``ring`` (2-D toy), ``relu_digits`` (ReLU MLP on load_digits), ``deq_digits``
+(monotone deep equilibrium network on load_digits).  The Lasso solution map
+lives in :mod:`nsopt.problems.lasso` (an implicit layer, not a stochastic problem).
 """
 
 from __future__ import annotations
@@ -8,15 +11,17 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from nsopt.problems.base import Problem
+from nsopt.problems.deq import DEQDigits, MonotoneDEQ, deq_digits
 from nsopt.problems.relu_net import MLP, ReluDigits, load_digits_split, relu_digits
 from nsopt.problems.toy import Ring, ring
 
 REGISTRY: dict[str, Callable[..., Problem]] = {
     "ring": ring,
     "relu_digits": relu_digits,
+    "deq_digits": deq_digits,
 }
 
-__all__ = ["MLP", "Problem", "REGISTRY", "ReluDigits", "Ring", "load_digits_split", "make",
+__all__ = ["DEQDigits", "MLP", "MonotoneDEQ", "Problem", "deq_digits", "REGISTRY", "ReluDigits", "Ring", "load_digits_split", "make",
            "register", "relu_digits", "ring"]
 
 
