@@ -296,3 +296,33 @@ def test_argument_validation(problem):
         lasso.solution(A, b[:-1], 0.0)
     with pytest.raises(ValueError, match=r"shape \(2,\)"):
         lasso.enet_solution(A, b, 0.0)
+
+
+# ----------------------------------------------------------------------------- property
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), frac=st.floats(1e-3, 0.99),
+       corr=st.floats(0.0, 0.9))
+def test_random_problems_solved_to_sklearn_accuracy(seed, frac, corr):
+    """Random (correlated) designs and penalties: certified KKT, sklearn's solution, the
+    support-restricted derivative recomputed independently with numpy."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((N, P)) + corr * rng.standard_normal((N, 1))
+    b = rng.standard_normal(N) + A[:, :3] @ np.array([1.0, -1.0, 0.5])
+    lam = frac * float(lasso.lambda_max(A, b))
+    sol = _solve(A, b, np.log(lam))
+    assert int(sol.status) == 0 and float(sol.kkt_violation) <= 1e-9
+    sk = Lasso(alpha=lam / N, fit_intercept=False, tol=1e-15, max_iter=500_000).fit(A, b)
+    obj = lambda x: 0.5 * np.sum((A @ x - b) ** 2) + lam * np.abs(x).sum()  # noqa: E731
+    assert obj(np.asarray(sol.x)) <= obj(sk.coef_) + 1e-12 * obj(sk.coef_)
+    assert _rel(sol.x, sk.coef_) < 1e-5  # sklearn's CD is the less accurate of the two
+    S = np.asarray(sol.x) != 0
+    if S.any() and not bool(sol.rank_deficient):
+        expected = np.zeros(P)
+        expected[S] = -lam * np.linalg.solve(A[:, S].T @ A[:, S], np.sign(np.asarray(sol.x)[S]))
+        assert _rel(_jac(A, b, np.log(lam)), expected) < 1e-8
