@@ -35,7 +35,6 @@ os.environ.setdefault("JAX_ENABLE_X64", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
-import functools
 import platform
 import sys
 import time
@@ -70,7 +69,7 @@ def synthetic(seed: int = 0, n: int = 1000, p: int = 10_000, k: int = 50, snr: f
     x_true = np.zeros(p)
     x_true[rng.choice(p, k, replace=False)] = rng.standard_normal(k)
     sigma = np.linalg.norm(x_true) / snr  # std of <a, x_true> over the noise std
-    rows = lambda m: rng.standard_normal((m, p))  # noqa: E731
+    rows = lambda m: rng.standard_normal((m, p))
     A, A_val, A_test = rows(n), rows(n), rows(n)
     b, b_val, b_test = (M @ x_true + sigma * rng.standard_normal(n) for M in (A, A_val, A_test))
     return dict(A=A, b=b, A_val=A_val, b_val=b_val, A_test=A_test, b_test=b_test, A_cv=A,
@@ -101,8 +100,8 @@ def run_problem(name, data, args):
             fit_A, fit_b = A_cv, b_cv
         vg_jit = jax.jit(jax.value_and_grad(f, has_aux=True))
         v_jit = jax.jit(f)
-        vg = lambda t, x, _j=vg_jit, _d=data_args: _j(t, x, *_d)  # noqa: E731 - arrays are args
-        v = lambda t, x, _j=v_jit, _d=data_args: _j(t, x, *_d)  # noqa: E731
+        vg = lambda t, x, _j=vg_jit, _d=data_args: _j(t, x, *_d)
+        v = lambda t, x, _j=v_jit, _d=data_args: _j(t, x, *_d)
         theta0 = float(np.log(lmax / 2))
         t = time.perf_counter()
         jax.block_until_ready(vg(jnp.asarray(theta0, jnp.float64), x0))

@@ -164,7 +164,7 @@ def main(argv=None):
     fns = [nsopt_grad() if c is None else jaxopt_grad(step, *c) for _, c in configs]
     rows = []
     for label, theta in thetas:
-        x_ref, g_ref, gap, support = lars_reference(A, b, A_val, b_val, theta)
+        _, g_ref, gap, support = lars_reference(A, b, A_val, b_val, theta)
         sol = lasso.solve(A, b, theta)
         calls = [functools.partial(f, theta, A, b, A_val, b_val) for f in fns]
         compile_s, errs = [], []

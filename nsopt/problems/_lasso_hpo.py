@@ -10,9 +10,9 @@ support-restricted implicit derivative of :func:`nsopt.problems.lasso.solution`.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax

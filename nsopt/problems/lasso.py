@@ -64,11 +64,11 @@ from jax import Array, lax
 from jax.typing import ArrayLike
 
 __all__ = [
+    "RESULTS",
     "HPOResult",
     "LassoConfig",
     "LassoSolution",
     "Policy",
-    "RESULTS",
     "enet_solution",
     "enet_solve",
     "grid_search",
@@ -237,7 +237,7 @@ def _factor(A: Array, mask: Array, mu: Array, k_max: int) -> _Factor:
     The Gram matrix and Cholesky factorization run at the smallest size of
     :func:`_tiers` that fits (a ``lax.switch``), then are padded with the identity.
     """
-    n, p = A.shape
+    p = A.shape[1]
     tiers = _tiers(k_max)
     count = jnp.sum(mask)
 
@@ -342,7 +342,7 @@ def _dense_solve(
     and ``A d``) and recomputed exactly at every Newton trial.  Returns ``(x, done, steps,
     trials, newton_ok, fac)``; ``fac`` factors the support of ``x`` when ``newton_ok``.
     """
-    n, p = A.shape
+    p = A.shape[1]
     dt = A.dtype
 
     def fista(st: _Inner) -> _Inner:
@@ -454,7 +454,7 @@ def _working_set_solve(
     a certified sub-solution satisfying ``|A_j^T (b - A x)| <= lam (1 + tol)`` off the
     working set is a solution.  Returns like :func:`_dense_solve`.
     """
-    n, p = A.shape
+    p = A.shape[1]
     dt = A.dtype
     max_steps = jnp.asarray(cfg.max_steps, jnp.int32)
 
@@ -560,7 +560,7 @@ def _forward(
     cfg: LassoConfig, enet: bool,
 ) -> _Forward:
     """Solve, then factor the support and check Prop. 5 on the equicorrelation set."""
-    n, p = A.shape
+    n = A.shape[0]
     dt = A.dtype
     tol, k_max, ws, etol, rtol = _defaults(cfg, A, enet)
 
@@ -822,7 +822,7 @@ def enet_solution(
 
 # Held-out criteria and the hyperparameter loops live in a sibling module (imported last:
 # it uses ``solution`` and ``LassoConfig`` from here).
-from nsopt.problems._lasso_hpo import (  # noqa: E402
+from nsopt.problems._lasso_hpo import (
     HPOResult,
     grid_search,
     held_out_criterion,

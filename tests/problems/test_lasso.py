@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.linear_model import ElasticNet, Lasso, lars_path
 
 import nsopt.problems.lasso as lasso
@@ -83,7 +85,7 @@ def test_reverse_mode_equals_forward_mode_and_lars(path, problem):
 
     @jax.jit
     def reverse(t, A, b):
-        f = lambda t: lasso.solution(A, b, t)  # noqa: E731
+        f = lambda t: lasso.solution(A, b, t)
         return jax.grad(lambda t: jnp.dot(w, f(t)))(t), jax.jacrev(f)(t)
 
     g, jr = reverse(theta, A, b)
@@ -136,7 +138,7 @@ def test_derivative_in_A_and_b_matches_finite_differences(problem):
 
     @jax.jit
     def derivatives(A, b):
-        f = lambda A, b: lasso.solution(A, b, theta)  # noqa: E731
+        f = lambda A, b: lasso.solution(A, b, theta)
         _, jvp = jax.jvp(f, (A, b), (dA, db))
         return jvp, jax.grad(lambda A, b: jnp.dot(w, f(A, b)), argnums=(0, 1))(A, b)
 
@@ -199,8 +201,7 @@ def test_rank_deficiency_raises_eagerly_and_under_jit(problem):
 def test_rank_deficiency_warn_and_ignore(problem):
     A2, b, theta = _duplicated(problem)
     with pytest.warns(RuntimeWarning, match="rank deficient"):
-        x = lasso.solution(A2, b, theta, on_rank_deficient="warn")
-        jax.block_until_ready(x)
+        jax.block_until_ready(lasso.solution(A2, b, theta, on_rank_deficient="warn"))
     x = lasso.solution(A2, b, theta, on_rank_deficient="ignore")
     assert np.all(np.isfinite(np.asarray(x)))
     # Still a minimizer: the KKT conditions hold even though it is not unique.
@@ -244,7 +245,7 @@ def test_enet_matches_sklearn_and_finite_differences():
 
     @jax.jit
     def enet(t, A, b):
-        f = lambda t: lasso.enet_solution(A, b, t)  # noqa: E731
+        f = lambda t: lasso.enet_solution(A, b, t)
         return f(t), jax.jacfwd(f)(t), jax.jacrev(f)(t)
 
     x, J, Jr = enet(theta, A, b)
@@ -301,10 +302,6 @@ def test_argument_validation(problem):
 # ----------------------------------------------------------------------------- property
 
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), frac=st.floats(1e-3, 0.99),
        corr=st.floats(0.0, 0.9))
@@ -318,7 +315,7 @@ def test_random_problems_solved_to_sklearn_accuracy(seed, frac, corr):
     sol = _solve(A, b, np.log(lam))
     assert int(sol.status) == 0 and float(sol.kkt_violation) <= 1e-9
     sk = Lasso(alpha=lam / N, fit_intercept=False, tol=1e-15, max_iter=500_000).fit(A, b)
-    obj = lambda x: 0.5 * np.sum((A @ x - b) ** 2) + lam * np.abs(x).sum()  # noqa: E731
+    obj = lambda x: 0.5 * np.sum((A @ x - b) ** 2) + lam * np.abs(x).sum()
     assert obj(np.asarray(sol.x)) <= obj(sk.coef_) + 1e-12 * obj(sk.coef_)
     assert _rel(sol.x, sk.coef_) < 1e-5  # sklearn's CD is the less accurate of the two
     S = np.asarray(sol.x) != 0

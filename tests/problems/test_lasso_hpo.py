@@ -10,7 +10,6 @@ from sklearn.linear_model import Lasso
 
 import nsopt.problems.lasso as lasso
 
-
 # One compiled program per criterion, shared by the tests (compilation dominates their time).
 _vg_held = jax.jit(jax.value_and_grad(lasso.held_out_criterion, has_aux=True))
 _vg_kfold = jax.jit(jax.value_and_grad(lasso.kfold_criterion, has_aux=True))
