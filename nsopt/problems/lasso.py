@@ -61,6 +61,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
+from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 __all__ = [
@@ -637,14 +638,26 @@ def _forward(
 # --------------------------------------------------------------------------- tangents
 
 
-def _tangent(A: Array, x: Array, residual: Array, fac: _Factor,
-             dA: Array, db: Array, dlam: Array, dmu: Array) -> Array:
-    """``dx`` from ``(A_S^T A_S + mu I) dx_S = -(dlam s_S + dmu x_S + dA_S^T r + A_S^T (dA x - db))``."""
+def _tangent(A: Array, x: Array, residual: Array, fac: _Factor, dA: Array | None,
+             db: Array | None, dlam: Array | None, dmu: Array | None) -> Array:
+    """``dx`` from ``(A_S^T A_S + mu I) dx_S = -(dlam s_S + dmu x_S + dA_S^T r + A_S^T (dA x - db))``.
+
+    ``None`` marks a zero tangent (its terms are skipped: no dense zero ``dA``).
+    """
     p = A.shape[1]
-    AS = jnp.take(A, fac.idx, axis=1, mode="fill", fill_value=0)
-    dAS = jnp.take(dA, fac.idx, axis=1, mode="fill", fill_value=0)
     xs = _gather(x, fac.idx)
-    rhs = dlam * jnp.sign(xs) + dmu * xs + dAS.T @ residual + AS.T @ (dA @ x - db)
+    rhs = jnp.zeros_like(xs)
+    if dlam is not None:
+        rhs = rhs + dlam * jnp.sign(xs)
+    if dmu is not None:
+        rhs = rhs + dmu * xs
+    if dA is not None:
+        dAS = jnp.take(dA, fac.idx, axis=1, mode="fill", fill_value=0)
+        rhs = rhs + dAS.T @ residual
+    if dA is not None or db is not None:
+        AS = jnp.take(A, fac.idx, axis=1, mode="fill", fill_value=0)
+        dfit = (dA @ x if dA is not None else 0.0) - (db if db is not None else 0.0)
+        rhs = rhs + AS.T @ dfit
     dz = -_cho_solve(fac.chol, jnp.where(fac.valid, rhs, 0.0))
     return _scatter(jnp.where(fac.valid, dz, 0.0), fac.idx, p)
 
@@ -696,14 +709,16 @@ def _make_map(enet: bool):
         fwd = _forward(A, b, lam, mu, x0, lipschitz, cfg, enet)
         return _check(fwd.sol.x, fwd.sol, on_rank, on_conv, enet)
 
-    @smap.defjvp
     def smap_jvp(cfg, on_rank, on_conv, primals, tangents):
         A, b, lam, mu, x0, lipschitz = primals
-        dA, db, dlam, dmu = tangents[:4]
+        dA, db, dlam, dmu = (None if isinstance(t, SymbolicZero) else t for t in tangents[:4])
         fwd = _forward(A, b, lam, mu, x0, lipschitz, cfg, enet)
         x = _check(fwd.sol.x, fwd.sol, on_rank, on_conv, enet)
         dx = _tangent(A, x, fwd.residual, fwd.fac, dA, db, dlam, dmu)
         return x, dx
+
+    # Symbolic zeros: differentiating in theta alone never builds a dense zero dA.
+    smap.defjvp(smap_jvp, symbolic_zeros=True)
 
     return smap
 
