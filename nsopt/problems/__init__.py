@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from nsopt.problems import lasso
 from nsopt.problems.base import Problem
 from nsopt.problems.deq import DEQDigits, MonotoneDEQ, deq_digits
 from nsopt.problems.relu_net import MLP, ReluDigits, load_digits_split, relu_digits
@@ -21,7 +22,7 @@ REGISTRY: dict[str, Callable[..., Problem]] = {
     "deq_digits": deq_digits,
 }
 
-__all__ = ["DEQDigits", "MLP", "MonotoneDEQ", "Problem", "deq_digits", "REGISTRY", "ReluDigits", "Ring", "load_digits_split", "make",
+__all__ = ["DEQDigits", "MLP", "MonotoneDEQ", "Problem", "deq_digits", "lasso", "REGISTRY", "ReluDigits", "Ring", "load_digits_split", "make",
            "register", "relu_digits", "ring"]
 
 

@@ -22,9 +22,9 @@ def test_kinked_loss_is_the_problem_loss_with_its_kink():
     dtype = pb.x_train.dtype   # flax draws float32 parameters: cast them to the data's precision
     w = jax.tree.map(lambda a: a.astype(dtype), pb.init(jax.random.key(1)))
     xi = jnp.arange(4)
-    x0 = pb.x_train[0]
-    w["Dense_0"]["bias"] = w["Dense_0"]["bias"].at[3].set(-(x0 @ w["Dense_0"]["kernel"][:, 3]))
-    assert (x0 @ w["Dense_0"]["kernel"] + w["Dense_0"]["bias"])[3] == 0   # the kink is hit
+    pre = pb.x_train[xi] @ w["Dense_0"]["kernel"]   # the same batched product as the network's
+    w["Dense_0"]["bias"] = w["Dense_0"]["bias"].at[3].set(-pre[0, 3])
+    assert (pb.x_train[xi] @ w["Dense_0"]["kernel"] + w["Dense_0"]["bias"])[0, 3] == 0   # the kink is hit
     grads = {}
     for k, prob in problems.items():
         ours = jax.grad(lambda w_, k=k: kinked_loss(pb, dtype, jnp.asarray(k, dtype), w_, xi))(w)
