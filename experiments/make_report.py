@@ -54,11 +54,10 @@ def build_benchmarks() -> str:
     for topic in BENCHMARKS:
         path = RESULTS / f"benchmarks_{topic}.md"
         if path.is_file():
-            body = path.read_text().strip()
-            body = body.replace("\n# ", "\n## ")
-            if body.startswith("# "):
-                body = "#" + body
-            parts.append(body + "\n")
+            lines = path.read_text().strip().splitlines()
+            top = min((len(ln) - len(ln.lstrip("#")) for ln in lines if ln.startswith("#")), default=2)
+            shift = "#" * max(0, 2 - top)  # each piece's top heading becomes a section (##)
+            parts.append("\n".join(shift + ln if ln.startswith("#") else ln for ln in lines) + "\n")
     return "\n".join(parts)
 
 
