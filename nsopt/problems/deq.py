@@ -81,13 +81,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax import Array
 
 from nsopt.implicit import ImplicitFunction, LinearSolver, fixed_point
 from nsopt.oracles.kinks import relu
-from nsopt.problems.base import Problem
-from nsopt.problems.relu_net import load_digits_split
+from nsopt.problems.relu_net import DigitsClassification, load_digits_split
 
 __all__ = [
     "BACKWARDS",
@@ -465,7 +463,7 @@ class DEQClassifier(nn.Module):
 # --------------------------------------------------------------------------- problem
 
 
-class DEQDigits(Problem):
+class DEQDigits(DigitsClassification):
     """Cross-entropy of a :class:`DEQClassifier` on ``load_digits``; minibatch sampling.
 
     ``F(w) = (1/N) sum_i CE(head(z*_w(x_i)), y_i)`` over the training split (exact);
@@ -474,47 +472,9 @@ class DEQDigits(Problem):
     through the implicit (or unrolled) derivative of the layer.
     """
 
-    x_train: Array
-    y_train: Array
-    x_test: Array
-    y_test: Array
-    batch_size: int = eqx.field(static=True)
-    module: DEQClassifier = eqx.field(static=True)
-
     @property
     def name(self) -> str:
         return "deq_digits"
-
-    @property
-    def dim(self) -> int:
-        shapes = jax.eval_shape(self.init, jax.random.key(0))
-        return int(sum(np.prod(s.shape) for s in jax.tree.leaves(shapes)))
-
-    def _ce(self, w: Any, x: Array, y: Array) -> Array:
-        logits = self.module.apply({"params": w}, x)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-    def loss(self, w: Any, xi: Array) -> Array:
-        return self._ce(w, self.x_train[xi], self.y_train[xi])
-
-    def sampler(self, key: Array) -> Array:
-        return jax.random.randint(key, (self.batch_size,), 0, self.y_train.shape[0])
-
-    def F(self, w: Any) -> Array:
-        return self._ce(w, self.x_train, self.y_train)
-
-    def init(self, key: Array) -> Any:
-        return self.module.init(key, self.x_train[:1])["params"]
-
-    def _split(self, split: str) -> tuple[Array, Array]:
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        return (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
-
-    def accuracy(self, w: Any, split: str = "test") -> Array:
-        """Classification accuracy on ``split`` in ``{"train", "test"}``."""
-        x, y = self._split(split)
-        return jnp.mean(jnp.argmax(self.module.apply({"params": w}, x), -1) == y)
 
     def solve_stats(self, w: Any, split: str = "test") -> DEQSolution:
         """Forward-solver statistics (residuals, iterations, flags) on every input of ``split``."""

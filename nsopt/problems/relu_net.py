@@ -23,7 +23,7 @@ from jax import Array
 from nsopt.oracles.kinks import relu
 from nsopt.problems.base import Problem
 
-__all__ = ["MLP", "ReluDigits", "relu_digits", "load_digits_split"]
+__all__ = ["MLP", "DigitsClassification", "ReluDigits", "relu_digits", "load_digits_split"]
 
 
 class MLP(nn.Module):
@@ -55,19 +55,20 @@ def load_digits_split(test_fraction: float = 0.2, seed: int = 0) -> tuple[np.nda
     return x[n_test:], y[n_test:], x[:n_test], y[:n_test]
 
 
-class ReluDigits(Problem):
-    """Cross-entropy of an :class:`MLP` on ``load_digits``; minibatch sampling."""
+class DigitsClassification(Problem):
+    """Cross-entropy of a flax classifier ``module`` on ``load_digits``; minibatch sampling.
+
+    ``F(w) = (1/N) sum_i CE(module_w(x_i), y_i)`` over the training split (exact);
+    ``xi`` is a minibatch of indices drawn uniformly with replacement, so
+    ``E_xi loss(w, xi) = F(w)``.  Subclasses choose the module and the ``name``.
+    """
 
     x_train: Array
     y_train: Array
     x_test: Array
     y_test: Array
     batch_size: int = eqx.field(static=True)
-    module: MLP = eqx.field(static=True)
-
-    @property
-    def name(self) -> str:
-        return "relu_digits"
+    module: Any = eqx.field(static=True)
 
     @property
     def dim(self) -> int:
@@ -90,12 +91,23 @@ class ReluDigits(Problem):
     def init(self, key: Array) -> Any:
         return self.module.init(key, self.x_train[:1])["params"]
 
-    def accuracy(self, w: Any, split: str = "test") -> Array:
-        """Classification accuracy on ``split`` in ``{"train", "test"}``."""
+    def _split(self, split: str) -> tuple[Array, Array]:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
+        return (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
+
+    def accuracy(self, w: Any, split: str = "test") -> Array:
+        """Classification accuracy on ``split`` in ``{"train", "test"}``."""
+        x, y = self._split(split)
         return jnp.mean(jnp.argmax(self.module.apply({"params": w}, x), -1) == y)
+
+
+class ReluDigits(DigitsClassification):
+    """Cross-entropy of an :class:`MLP` on ``load_digits``; minibatch sampling."""
+
+    @property
+    def name(self) -> str:
+        return "relu_digits"
 
 
 def relu_digits(
