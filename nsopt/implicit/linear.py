@@ -190,6 +190,14 @@ def _krylov(cfg: LinearSolver, method: str, singular: str, m: int):
     maxiter = 10 * m if cfg.max_steps is None else cfg.max_steps
 
     def solve(matvec: Callable[[Array], Array], b: Array) -> Array:
+        # The solve is linear in b: run the Krylov method on b / ||b|| and rescale, so a tiny
+        # right-hand side (e.g. 1e-8 in float32, below the methods' absolute floors) is not
+        # mistaken for zero.
+        norm = jnp.linalg.norm(b)
+        unit = jnp.where(norm > 0, norm, jnp.ones_like(norm))
+        return _unit_solve(matvec, b / unit) * unit
+
+    def _unit_solve(matvec: Callable[[Array], Array], b: Array) -> Array:
         rtol = _rtol(cfg, b.dtype)
         if singular == "pinv":
             rmatvec = jax.linear_transpose(matvec, b)
