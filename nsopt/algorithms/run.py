@@ -408,7 +408,12 @@ def _grid_start(algorithm, oracle, sampler, w0, keys, scales, objective):
 
 @eqx.filter_jit
 def _grid_advance(algorithm, oracle, sampler, keys, scales, carry, num_records, record_every, objective):
+    # The counter k is the same for every run: keep it unbatched, so the schedule (a power per
+    # step) and everything else depending on k alone is computed once per step, not per run.
+    k0 = carry.k.reshape(-1)[0]
+
     def single(key, c, s):
+        c = RunState(c.state, c.tau, k0, c.diverged_step)
         return advance(algorithm.with_scale(s), oracle, sampler, key, c, num_records, record_every,
                        objective=objective)
 
