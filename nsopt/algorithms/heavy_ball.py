@@ -80,6 +80,10 @@ class HeavyBall(Algorithm):
     def step_size(self, k: Array) -> Array:
         return self.scale * self.alpha(k)
 
+    def coupling(self, k: Array) -> Array:
+        """``r_k = scale * alpha_k / beta_k``: the ``r`` of the limit system (constant for ``beta = c alpha``)."""
+        return self.step_size(k) / self.beta(k)
+
     def with_scale(self, scale: Array) -> "HeavyBall":
         return HeavyBall(
             self.alpha, self.beta, jnp.asarray(scale, jnp.result_type(scale, float)), self.init_momentum

@@ -39,6 +39,9 @@ class Trajectory(eqx.Module):
         y: heavy ball's momentum ``y_k`` at the same ``k`` (``None`` for SGD).
         objective: ``F(w_k)`` when an objective was given to :func:`run` (else ``None``).
         diverged_step: first ``k`` at which an iterate (or momentum) was NaN/inf; ``-1`` if none.
+        r: heavy ball's coupling ``r_k = scale * alpha_k / beta_k`` at the same ``k`` (``None``
+            for SGD): the ``r`` of its limit system ``w' = -r y, y' = D_F(w) - y``, constant
+            ``scale / c`` for ``beta_k = c alpha_k``.  The flow functions default to its last value.
     """
 
     w: PyTree
@@ -47,6 +50,7 @@ class Trajectory(eqx.Module):
     y: PyTree = None
     objective: Array | None = None
     diverged_step: Array = eqx.field(default_factory=lambda: jnp.asarray(-1, jnp.int32))
+    r: Array | None = None
 
     @property
     def diverged(self) -> Array:
@@ -120,7 +124,7 @@ def run(
 @eqx.filter_jit
 def _run_compiled(algorithm, oracle, sampler, w0, key, num_steps, record_every, objective):
     carry0 = start(algorithm, oracle, sampler, w0, key)
-    first = _record(carry0, objective)
+    first = _record(carry0, objective, algorithm)
     carry, rest = advance(algorithm, oracle, sampler, key, carry0, num_steps // record_every,
                           record_every, objective=objective)
     recs = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b], axis=0), first, rest)
@@ -177,7 +181,7 @@ def advance(
 
     def block(c: RunState, _):
         c, _ = jax.lax.scan(one_step, c, None, length=record_every)
-        return c, _record(c, objective)
+        return c, _record(c, objective, algorithm)
 
     return jax.lax.scan(block, carry, None, length=num_records)
 
@@ -189,10 +193,12 @@ def _sample_fn(sampler: Sampler, key: Array) -> Callable[[Array], Any]:
     return sample
 
 
-def _record(c: RunState, objective: Objective | None) -> dict:
+def _record(c: RunState, objective: Objective | None, algorithm: Algorithm | None = None) -> dict:
     out = {"w": c.state.w, "tau": c.tau, "k": c.k}
     if hasattr(c.state, "y"):
         out["y"] = c.state.y
+    if hasattr(algorithm, "coupling"):
+        out["r"] = algorithm.coupling(c.k)
     if objective is not None:
         out["objective"] = objective(c.state.w)
     return out
@@ -206,6 +212,7 @@ def _trajectory(recs: dict, carry: RunState) -> Trajectory:
         y=recs.get("y"),
         objective=recs.get("objective"),
         diverged_step=carry.diverged_step,
+        r=recs.get("r"),
     )
 
 
@@ -400,8 +407,9 @@ def _over_grid(f, carry_axes: bool):
 @eqx.filter_jit
 def _grid_start(algorithm, oracle, sampler, w0, keys, scales, objective):
     def single(key, w, s):
-        c = start(algorithm.with_scale(s), oracle, sampler, w, key)
-        return c, _record(c, objective)
+        alg = algorithm.with_scale(s)
+        c = start(alg, oracle, sampler, w, key)
+        return c, _record(c, objective, alg)
 
     return _over_grid(single, carry_axes=False)(keys, w0, scales)
 

@@ -190,7 +190,9 @@ def apt_distance(
             default :func:`default_times` (``num_times`` points on
             ``[tau_0, tau_last - T]`` of each trajectory).
         dt: flow step (concrete), default ``T / 200``.
-        r: heavy-ball coupling, a number or an array broadcastable to the batch shape.
+        r: heavy-ball coupling, a number or an array broadcastable to the batch shape; default:
+            the coupling ``traj.r`` recorded by ``nsopt.heavy_ball`` (its last value, ``s / c``
+            for ``beta_k = c alpha_k``).
         method: ``"euler"`` (default), ``"heun"`` or ``"rk4"``.
 
     Returns:
@@ -207,6 +209,8 @@ def apt_distance(
     tau = tau.astype(dtype)
 
     heavy = traj.y is not None
+    if heavy and r is None and getattr(traj, "r", None) is not None:
+        r = jnp.asarray(traj.r)[..., -1]  # the coupling recorded by nsopt.heavy_ball (exact for beta = c alpha)
     if heavy and r is None:
         raise ValueError(
             "apt_distance: traj.y is set (a heavy-ball trajectory), so the flow is the system "

@@ -87,6 +87,8 @@ def lyapunov(traj: Trajectory, F: Objective, r: float | Array | None = None) -> 
                 f"lyapunov: r={r!r} was given but traj.y is None (SGD); its Lyapunov function is F"
             )
         return f
+    if r is None and getattr(traj, "r", None) is not None:
+        r = jnp.asarray(traj.r)[..., -1]  # the coupling recorded by nsopt.heavy_ball
     if r is None:
         raise ValueError(
             "lyapunov: traj.y is set (heavy ball), so E = F(w) + r/2 ||y||^2 needs r=; for "

@@ -199,3 +199,25 @@ def test_diverged_runs_give_nan_not_garbage(problem):
     bad = nsopt.Trajectory(w=w, tau=traj.tau, k=traj.k)
     d = nsopt.flow.apt_distance(bad, problem.field, 0.5, times=jnp.array([0.1, 1.9]), dt=0.05)
     assert np.isfinite(d[0]) and np.isnan(d[1])
+
+
+def test_heavy_ball_r_defaults_to_the_recorded_coupling():
+    """nsopt.heavy_ball records r_k = s alpha_k / beta_k; apt_distance and lyapunov use it when r is omitted."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import nsopt
+    from nsopt.problems import ring
+
+    p = ring(noise=0.3)
+    a = nsopt.schedules.inverse_power(0.2, 5.0, 0.75)
+    alg = nsopt.heavy_ball(a, nsopt.proportional(0.5, a), scale=2.0)
+    traj = nsopt.run(alg, p.oracle(), p.sampler, jnp.array([1.5, 0.2]), jax.random.key(0), 400, 4)
+    np.testing.assert_allclose(traj.r, 2.0 / 0.5, rtol=1e-12)  # r = s / c
+    d_default = nsopt.flow.apt_distance(traj, p.field, 1.0)
+    d_given = nsopt.flow.apt_distance(traj, p.field, 1.0, r=nsopt.flow.heavy_ball_r(alg))
+    np.testing.assert_array_equal(d_default, d_given)
+    np.testing.assert_array_equal(nsopt.flow.lyapunov(traj, p.F), nsopt.flow.lyapunov(traj, p.F, 4.0))
+    sgd = nsopt.run(nsopt.sgd(a), p.oracle(), p.sampler, jnp.array([1.5, 0.2]), jax.random.key(0), 40, 4)
+    assert sgd.r is None
