@@ -1,4 +1,4 @@
-"""Step-size schedules ``k -> alpha_k`` (THEORY.md §5).
+"""Step-size schedules ``k -> alpha_k`` (docs/theory.md §5).
 
 A schedule is any callable taking the iteration counter ``k = 0, 1, 2, ...``
 (an integer array, possibly traced) and returning ``alpha_k``; optax schedules
@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
+
+from nsopt import validate
 
 Schedule = Callable[[Array], Array]
 ScheduleLike = Union[Schedule, float, int]
@@ -41,9 +43,9 @@ class TheoryWarning(UserWarning):
     """A setting lies outside the hypotheses of the convergence theory."""
 
 
-def _check_positive(name: str, value: float) -> None:
-    if isinstance(value, (int, float)) and not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+def _positive(name: str, value: Any) -> Any:
+    """A finite number > 0 (concrete values checked, traced ones passed through)."""
+    return validate.number(name, value, low=0.0, open_low=True)
 
 
 class Constant(eqx.Module):
@@ -62,8 +64,8 @@ class Constant(eqx.Module):
 class InversePower(eqx.Module):
     """``alpha_k = a / (k + b)^p``, ``k = 0, 1, 2, ...``.
 
-    In ``l^2 \\ l^1`` exactly when ``p in (1/2, 1]`` (the step condition of
-    THEORY.md §5).
+    In ``l^2 \\ l^1`` exactly when ``p in (1/2, 1]`` (the step condition,
+    docs/theory.md §5).
     """
 
     a: Array
@@ -77,9 +79,8 @@ class InversePower(eqx.Module):
 
 
 def constant(a: float) -> Constant:
-    """``alpha_k = a``.  ``a`` must be > 0 (checked when it is a Python number)."""
-    _check_positive("constant step a", a)
-    return Constant(jnp.asarray(a, dtype=jnp.result_type(float)))
+    """``alpha_k = a``.  ``a`` must be > 0 (checked when it is concrete)."""
+    return Constant(jnp.asarray(_positive("a", a), dtype=jnp.result_type(float)))
 
 
 def inverse_power(a: float, b: float = 1.0, p: float = 1.0) -> InversePower:
@@ -89,16 +90,13 @@ def inverse_power(a: float, b: float = 1.0, p: float = 1.0) -> InversePower:
     negative) or ``p`` outside ``(0, 1]``; warns (:class:`TheoryWarning`) when
     ``p <= 1/2``, i.e. outside ``l^2 \\ l^1``.
     """
-    _check_positive("inverse_power a", a)
-    _check_positive("inverse_power b", b)
-    if isinstance(p, (int, float)):
-        if not (math.isfinite(p) and 0 < p <= 1):
-            raise ValueError(f"inverse_power p must be in (0, 1], got {p!r} "
-                             "(p > 1 is summable: the iterates stop short of the critical set)")
+    a, b = _positive("a", a), _positive("b", b)
+    p = validate.number("p", p, 0.0, 1.0, open_low=True)
+    if not validate.is_traced(p):
         if p <= 0.5:
             warnings.warn(
                 f"inverse_power p={p!r} is outside (1/2, 1]: the schedule is not in l^2 \\ l^1, "
-                "so the convergence theory (THEORY.md §5) does not apply",
+                "so the convergence theory (docs/theory.md §5) does not apply",
                 TheoryWarning,
                 stacklevel=2,
             )
@@ -111,17 +109,14 @@ def as_schedule(alpha: ScheduleLike, name: str = "alpha") -> Schedule:
     if callable(alpha):
         return alpha
     if isinstance(alpha, (int, float)) and not isinstance(alpha, bool):
-        _check_positive(name, float(alpha))
-        return constant(float(alpha))
+        return constant(_positive(name, alpha))
     try:  # a (possibly traced) array scalar, e.g. under vmap
         arr = jnp.asarray(alpha)
-    except TypeError:
+    except (TypeError, ValueError):
         arr = None
     if arr is not None and arr.ndim == 0:
         return Constant(arr.astype(jnp.result_type(arr, float)))
-    raise TypeError(
-        f"{name} must be a schedule (a callable k -> {name}_k) or a positive number, got {alpha!r}"
-    )
+    raise validate.BadValue(name, alpha, f"it must be a schedule (a callable k -> {name}_k) or a number > 0")
 
 
 def in_l2_minus_l1(schedule: Schedule, num_terms: int = 10**6) -> bool:

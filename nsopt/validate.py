@@ -35,7 +35,7 @@ class BadValue(ValueError):
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0:
+    if isinstance(value, (np.ndarray, np.generic, jax.Array)) and np.ndim(value) == 0 and not is_traced(value):
         value = value.item()
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -68,3 +68,10 @@ class Algorithm(eqx.Module):
     @abc.abstractmethod
     def with_scale(self, scale: Array) -> "Algorithm":
         """The same algorithm with another scale ``s`` (used to vmap over scales)."""
+
+    def records(self, state: PyTree, k: Array) -> dict[str, Any]:
+        """What a :class:`~nsopt.Trajectory` records besides ``w``, ``tau``, ``k`` (default: nothing).
+
+        Keys are ``Trajectory`` fields (heavy ball records its momentum ``y`` and coupling ``r``).
+        """
+        return {}

@@ -11,7 +11,6 @@ depends only on its key, never on ``record_every`` or on the batch around it.
 
 from __future__ import annotations
 
-import operator
 from typing import Any, Callable, Sequence
 
 import equinox as eqx
@@ -20,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from nsopt import validate
 from nsopt.algorithms.base import Algorithm, Oracle, PyTree
 
 Sampler = Callable[[Array], Any]
@@ -58,27 +58,14 @@ class Trajectory(eqx.Module):
         return self.diverged_step >= 0
 
 
-def check_steps(num_steps: Any, record_every: Any) -> None:
-    """Validate the static loop sizes; errors name the value and what is allowed."""
-    for name, v in (("num_steps", num_steps), ("record_every", record_every)):
-        try:
-            operator.index(v)
-        except TypeError:
-            raise TypeError(f"{name} must be a Python int (static), got {v!r}") from None
-    if num_steps < 1:
-        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-    if record_every < 1:
-        raise ValueError(f"record_every must be >= 1, got {record_every}")
-    if record_every > num_steps:
-        raise ValueError(
-            f"record_every={record_every} exceeds num_steps={num_steps}: allowed values are "
-            f"divisors of num_steps in [1, {num_steps}]"
-        )
-    if num_steps % record_every:
-        raise ValueError(
-            f"record_every={record_every} does not divide num_steps={num_steps}: allowed values "
-            f"are the divisors of num_steps (e.g. 1, {_some_divisor(num_steps)}, {num_steps})"
-        )
+def check_steps(num_steps: Any, record_every: Any) -> tuple[int, int]:
+    """Validate the static loop sizes (Python or NumPy integers); returns them as ints."""
+    n = validate.positive_int("num_steps", num_steps)
+    r = validate.positive_int("record_every", record_every)
+    if r > n or n % r:
+        raise validate.BadValue(
+            "record_every", r, f"it must divide num_steps={n} (e.g. 1, {_some_divisor(n)}, {n})")
+    return n, r
 
 
 def _some_divisor(n: int) -> int:
@@ -117,7 +104,7 @@ def run(
     The whole run is one compiled program (also when called eagerly), so a run
     gives bitwise the same numbers alone as inside a jitted or vmapped batch.
     """
-    check_steps(num_steps, record_every)
+    num_steps, record_every = check_steps(num_steps, record_every)
     return _run_compiled(algorithm, oracle, sampler, w0, key, num_steps, record_every, objective)
 
 
@@ -193,12 +180,8 @@ def _sample_fn(sampler: Sampler, key: Array) -> Callable[[Array], Any]:
     return sample
 
 
-def _record(c: RunState, objective: Objective | None, algorithm: Algorithm | None = None) -> dict:
-    out = {"w": c.state.w, "tau": c.tau, "k": c.k}
-    if hasattr(c.state, "y"):
-        out["y"] = c.state.y
-    if hasattr(algorithm, "coupling"):
-        out["r"] = algorithm.coupling(c.k)
+def _record(c: RunState, objective: Objective | None, algorithm: Algorithm) -> dict:
+    out = {"w": c.state.w, "tau": c.tau, "k": c.k, **algorithm.records(c.state, c.k)}
     if objective is not None:
         out["objective"] = objective(c.state.w)
     return out
@@ -224,12 +207,10 @@ def seed_keys(seeds: int | Sequence[int] | Array) -> Array:
     if isinstance(seeds, jax.Array) and jnp.issubdtype(seeds.dtype, jax.dtypes.prng_key):
         return seeds
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise ValueError(f"seeds must be >= 1 (a count) or a list of ints, got {seeds}")
-        seeds = np.arange(int(seeds))
-    seeds = np.asarray(seeds)
-    if seeds.ndim != 1 or seeds.size == 0 or not np.issubdtype(seeds.dtype, np.integer):
-        raise ValueError(f"seeds must be a positive count or a non-empty list of ints, got {seeds!r}")
+        seeds = list(range(validate.positive_int("seeds", seeds)))
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__") or len(seeds) == 0:
+        raise validate.BadValue("seeds", seeds, "it must be a count >= 1 or a non-empty list of integers")
+    seeds = np.asarray([validate.integer(f"seeds[{i}]", s, 0, 2**32 - 1) for i, s in enumerate(seeds)])
     return jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
 
 
@@ -352,7 +333,7 @@ def progress_chunks(num_steps: int, record_every: int, target: int = 20) -> int:
 
 def _grid_args(algorithm, oracle, sampler, w0, seeds, num_steps, record_every, scales, objective,
                shard=None):
-    check_steps(num_steps, record_every)
+    num_steps, record_every = check_steps(num_steps, record_every)
     keys = seed_keys(seeds)
     leaves = jax.tree.leaves(w0)
     if not leaves:
@@ -365,6 +346,9 @@ def _grid_args(algorithm, oracle, sampler, w0, seeds, num_steps, record_every, s
         )
     if scales is None:
         scales = jnp.reshape(algorithm.scale, (1,))
+    elif not validate.is_traced(scales):
+        scales = validate.numbers_list("scales", np.asarray(scales) if isinstance(scales, jax.Array) else scales,
+                                       low=0.0, open_low=True)
     scales = jnp.asarray(scales, jnp.result_type(float))
     if scales.ndim != 1 or scales.size == 0:
         raise ValueError(f"scales must be a non-empty 1-D list of numbers, got shape {scales.shape}")

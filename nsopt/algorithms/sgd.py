@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from nsopt.algorithms.base import Algorithm, Oracle, PyTree, Sample, check_oracle_output, tree_axpy
+from nsopt import validate
 from nsopt.schedules import Schedule, ScheduleLike, as_schedule
 
 __all__ = ["SGD", "SGDState", "sgd"]
@@ -65,7 +66,5 @@ def sgd(alpha: ScheduleLike, scale: float | Array = 1.0) -> SGD:
 
 
 def _check_scale(scale: Any) -> None:
-    import math
-
-    if isinstance(scale, (int, float)) and not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+    """``scale`` is a finite number > 0 when concrete (traced scales pass unchecked)."""
+    validate.number("scale", scale, low=0.0, open_low=True)

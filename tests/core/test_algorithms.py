@@ -167,10 +167,11 @@ def test_pytree_parameters():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(num_steps=10, record_every=3), "does not divide"),
-        (dict(num_steps=10, record_every=20), "exceeds"),
-        (dict(num_steps=0, record_every=1), "num_steps must be >= 1"),
-        (dict(num_steps=10, record_every=0), "record_every must be >= 1"),
+        (dict(num_steps=10, record_every=3), r"record_every=3 is not allowed; it must divide num_steps=10"),
+        (dict(num_steps=10, record_every=20), r"record_every=20 is not allowed; it must divide num_steps=10"),
+        (dict(num_steps=0, record_every=1), r"num_steps=0 is not allowed; it must be an integer >= 1"),
+        (dict(num_steps=10, record_every=0), r"record_every=0 is not allowed; it must be an integer >= 1"),
+        (dict(num_steps=10.0, record_every=1), r"num_steps=10.0 is not allowed; it must be an integer"),
     ],
 )
 def test_bad_loop_sizes(kwargs, match):
@@ -180,16 +181,51 @@ def test_bad_loop_sizes(kwargs, match):
 
 
 def test_bad_algorithm_inputs():
-    with pytest.raises(ValueError, match="scale must be a finite number > 0, got -1"):
+    with pytest.raises(ValueError, match=r"scale=-1.0 is not allowed; it must be a finite number > 0"):
         nsopt.sgd(0.1, scale=-1.0)
-    with pytest.raises(ValueError, match=r"alpha must be a finite number > 0, got 0"):
+    with pytest.raises(ValueError, match=r"scale=-1.0 is not allowed"):
+        nsopt.sgd(0.1, scale=np.float32(-1))
+    with pytest.raises(ValueError, match=r"scale=-1.0 is not allowed"):
+        nsopt.sgd(0.1, scale=jnp.asarray(-1.0))
+    with pytest.raises(ValueError, match=r"alpha=0.0 is not allowed; it must be a finite number > 0"):
         nsopt.sgd(0.0)
-    with pytest.raises(ValueError, match=r"beta must be in \(0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"alpha=None is not allowed; it must be a schedule"):
+        nsopt.sgd(None)
+    with pytest.raises(ValueError, match=r"beta=1.5 is not allowed; it must be a finite number in \(0, 1\]"):
         nsopt.heavy_ball(0.1, 1.5)
-    with pytest.raises(ValueError, match=r"beta_0 must be in \(0, 1\]"):
-        nsopt.heavy_ball(0.1, nsopt.proportional(20.0, 0.1))
-    with pytest.raises(ValueError, match="init_momentum must be one of"):
+    with pytest.raises(ValueError, match=r"beta_0=2.0\d* is not allowed; it must be a finite number in \(0, 1\]"):
+        nsopt.heavy_ball(0.1, nsopt.proportional(20.0))
+    with pytest.raises(ValueError, match=r"init_momentum='ones' is not allowed; choose one of \['oracle'"):
         nsopt.heavy_ball(0.1, 0.5, init_momentum="ones")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(scales=[1.0, -1.0]), r"scales\[1\]=-1.0 is not allowed; it must be a finite number > 0"),
+        (dict(scales=[float("nan")]), r"scales\[0\]=nan is not allowed"),
+        (dict(scales=[0.0]), r"scales\[0\]=0.0 is not allowed"),
+        (dict(scales="abc"), r"scales='abc' is not allowed; it must be a non-empty list of numbers"),
+        (dict(scales=[]), r"scales=\[\] is not allowed"),
+        (dict(seeds=[-1]), r"seeds\[0\]=-1 is not allowed; it must be an integer in \[0, 4.29\d*e\+09\]"),
+        (dict(seeds=0), r"seeds=0 is not allowed; it must be an integer >= 1"),
+        (dict(seeds=[]), r"seeds=\[\] is not allowed"),
+    ],
+)
+def test_run_batch_rejects_bad_concrete_arguments(kwargs, match):
+    p = ring()
+    args = dict(seeds=2, num_steps=10, record_every=5) | kwargs
+    with pytest.raises(ValueError, match=match):
+        nsopt.run_batch(nsopt.sgd(0.1), p.oracle(), p.sampler, jnp.zeros((1, 2)), **args)
+
+
+def test_numpy_integer_sizes_are_accepted():
+    p = ring()
+    a = nsopt.run_batch(nsopt.sgd(0.1), p.oracle(), p.sampler, jnp.ones((1, 2)), seeds=np.int64(2),
+                        num_steps=np.int64(10), record_every=np.int32(5))
+    b = nsopt.run_batch(nsopt.sgd(0.1), p.oracle(), p.sampler, jnp.ones((1, 2)), seeds=2, num_steps=10,
+                        record_every=5)
+    np.testing.assert_array_equal(a.w, b.w)
 
 
 def test_mismatched_oracle_shape_is_reported():

@@ -37,11 +37,11 @@ def test_optax_schedule_works_as_alpha():
 
 
 def test_validation_and_theory_warnings():
-    with pytest.raises(ValueError, match="a must be a finite number > 0, got -0.1"):
+    with pytest.raises(ValueError, match=r"a=-0.1 is not allowed; it must be a finite number > 0"):
         nsopt.schedules.inverse_power(-0.1)
-    with pytest.raises(ValueError, match="b must be a finite number > 0, got 0"):
+    with pytest.raises(ValueError, match=r"b=0 is not allowed; it must be a finite number > 0"):
         nsopt.schedules.inverse_power(1.0, b=0)
-    with pytest.raises(ValueError, match="constant step a must be a finite number > 0, got nan"):
+    with pytest.raises(ValueError, match=r"a=nan is not allowed; it must be a finite number > 0"):
         nsopt.schedules.constant(float("nan"))
     with pytest.warns(TheoryWarning, match=r"p=0.5 is outside \(1/2, 1\]"):
         nsopt.schedules.inverse_power(1.0, p=0.5)
