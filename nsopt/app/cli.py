@@ -1,25 +1,20 @@
 """``python -m nsopt`` / ``nsopt``: the Hydra entry point of the main job and the presets.
 
-Thin by design: it resolves the config, picks the run folder and the logger,
-and calls :func:`nsopt.app.experiment.run_experiment` (or a paper preset).
-The configs are found next to the installed package (``nsopt/conf`` in a
-wheel) or in the repository's top-level ``conf/`` (editable install), so the
-command works from any working directory.
+Thin by design.  One job's lifecycle, the same for the main job and the presets:
 
-In a multirun (``-m``) each job:
+1. resume (multirun): a folder whose results verify for this exact config is skipped;
+2. check every config field (:mod:`nsopt.app.config`) before any work: an error is one
+   line and exit status 2 for a single run, ``failed.json`` for a sweep job;
+3. :meth:`RunFolder.begin` (results of another config set aside, old summary invalidated);
+4. run, write results, then ``summary.json`` last with the hashes of every file;
+5. a failure writes ``failed.json``; in a sweep the other jobs go on.
 
-- is skipped when its folder already holds complete results for the same
-  config (``resume=true``), so re-launching a sweep finishes only what is missing;
-- never takes the sweep down when it fails: the error goes to ``failed.json``
-  in its folder and to the log, the other jobs go on;
-- logs to wandb with ``group`` = the sweep folder's name, ``name`` = its
-  overrides, and one tag per config choice (``schedule:constant``...);
-- prints one line when it finishes.
+The configs are found next to the installed package (``nsopt/conf`` in a wheel) or in
+the repository's top-level ``conf/`` (editable install), from any working directory.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shlex
 import sys
@@ -31,10 +26,11 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["main", "config_dir", "task", "is_complete"]
+from nsopt.app.run_folder import RunFolder
+
+__all__ = ["main", "config_dir", "task", "run_config"]
 
 log = logging.getLogger("nsopt")
-FAILED = "failed.json"
 
 
 def config_dir() -> str:
@@ -44,24 +40,6 @@ def config_dir() -> str:
         if (cand / "config.yaml").is_file():
             return str(cand)
     raise FileNotFoundError(f"nsopt's Hydra configs not found in {pkg / 'conf'} or {pkg.parent / 'conf'}")
-
-
-def is_complete(run_dir: Path, config_yaml: str | None = None) -> bool:
-    """Whether ``run_dir`` holds a complete result (and, if given, for exactly this config)."""
-    from nsopt.app import io
-
-    try:
-        summary = json.loads((run_dir / io.SUMMARY).read_text())
-    except (OSError, ValueError):
-        return False
-    if not summary.get("complete"):
-        return False
-    if config_yaml is not None:
-        try:
-            return (run_dir / io.CONFIG).read_text() == config_yaml
-        except OSError:
-            return False
-    return True
 
 
 def _job_info() -> dict[str, Any]:
@@ -83,65 +61,165 @@ def _job_info() -> dict[str, Any]:
     }
 
 
+def _precision(plain: dict) -> str:
+    """The job's precision (checked first: the job's arrays are built in it)."""
+    from nsopt.app.config import PRECISIONS, ConfigError
+
+    exp = plain.get("experiment")
+    field, value = (("experiment.precision", exp.get("precision", "float32")) if isinstance(exp, dict)
+                    else ("precision", plain.get("precision", "float32")))
+    if value not in PRECISIONS:
+        raise ConfigError(f"{field}={value!r} is not allowed; choose one of {list(PRECISIONS)}")
+    return value
+
+
+def _build(plain: dict, overrides: list[str]):
+    """Check the config and build the job's objects, in the job's precision (restored after)."""
+    from nsopt.app.config import build_main, build_preset, check_memory
+    from nsopt.app.environment import set_precision
+
+    with set_precision(_precision(plain)):
+        return _build_in_precision(plain, overrides, build_main, build_preset, check_memory)
+
+
+def _build_in_precision(plain, overrides, build_main, build_preset, check_memory):
+    if plain.get("experiment"):
+        return build_preset(plain, overrides)
+    job = build_main(plain)
+    check_memory(job)
+    return job
+
+
 def task(cfg: DictConfig) -> dict | None:
-    """Run one job; configuration errors are reported in one line (exit status 2 for a single run)."""
-    from nsopt.app import io
+    """Run one job (see the module docstring); returns its summary, or ``None`` when it failed."""
     from nsopt.app.config import ConfigError
-    from nsopt.app.experiment import run_experiment
-    from nsopt.app.loggers import make_logger
 
     logging.getLogger("jax").setLevel(logging.WARNING)
-    job = _job_info()
-    run_dir = Path(cfg.run_dir) if cfg.get("run_dir") else job["output_dir"]
-    yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    label = f"job {job['num']} [{job['name']}]" if job["multirun"] else "run"
-    if job["multirun"] and cfg.get("resume", True) and is_complete(run_dir, yaml):
-        print(f"nsopt: {label} already complete, skipped: {run_dir.resolve()}", flush=True)
-        return json.loads((run_dir / io.SUMMARY).read_text())
-    (run_dir / FAILED).unlink(missing_ok=True)
-    io.write_text(run_dir / "command.sh", "python -m nsopt " + shlex.join(job["overrides"]) + "\n")
-    plain = OmegaConf.to_container(cfg, resolve=True)
+    info = _job_info()
+    label = f"job {info['num']} [{info['name']}]" if info["multirun"] else "run"
+    folder = RunFolder(cfg.get("run_dir") or info["output_dir"])
+    command = "python -m nsopt " + shlex.join(info["overrides"])
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    except Exception as e:  # noqa: BLE001 - an interpolation error is a config error
+        return _failed(ConfigError(f"the config cannot be resolved: {e}"), info, label, folder, "")
+    if info["multirun"] and plain.get("resume", True) is not False:
+        st = folder.state(yaml)
+        if st.complete:
+            print(f"nsopt: {label} already complete (verified), skipped: {folder.path.resolve()}", flush=True)
+            return folder.read_summary()
+        if st.state in ("corrupt", "killed", "failed"):
+            print(f"nsopt: {label} {st.state} ({st.reason}): rerunning", flush=True)
+    try:
+        job = _build(plain, info["overrides"])
+    except ConfigError as e:
+        return _failed(e, info, label, folder, yaml, command)
+    try:
+        diff = folder.config_diff(yaml) if folder.read_config() not in (None, yaml) else []
+        moved = folder.begin(yaml, command)
+    except OSError as e:
+        return _failed(ConfigError(f"run_dir={str(folder.path)!r} cannot be written ({e.strerror or e}); "
+                                   "choose a writable run_dir"), info, label, folder, yaml)
+    if moved is not None:
+        print(f"nsopt: {label}: {folder.path} held results of another config (changed: "
+              f"{'; '.join(diff[:6])}); they were moved to {moved}", flush=True)
     t0 = time.perf_counter()
     try:
-        lcfg = dict(plain["logger"])
-        if job["multirun"]:
-            lcfg["group"] = lcfg.get("group") or job["group"]
-            lcfg.setdefault("run_name", job["name"])
-            lcfg["tags"] = list(lcfg.get("tags") or []) + job["tags"]
-        logger = make_logger(lcfg)
-        if plain.get("experiment"):
-            from nsopt.papers import run_preset
-
-            summary = run_preset(plain, run_dir, logger, config_yaml=yaml)
-        else:
-            summary = run_experiment(plain, run_dir, logger, config_yaml=yaml)
-    except Exception as e:  # noqa: BLE001 - reported, and fatal only for a single run
-        if not job["multirun"]:
-            if isinstance(e, ConfigError):
-                print(f"nsopt: configuration error: {e}", file=sys.stderr)
-                raise SystemExit(2) from None
+        summary = _run(job, folder, info, plain)
+    except Exception as e:  # noqa: BLE001 - reported; fatal only for a single run
+        folder.fail(e, info["overrides"], traceback.format_exc())
+        if not info["multirun"]:
             raise
-        io.write_json(run_dir / FAILED, {"error": f"{type(e).__name__}: {e}", "overrides": job["overrides"],
-                                         "traceback": traceback.format_exc()})
         log.error("%s failed: %s: %s", label, type(e).__name__, e)
         print(f"nsopt: {label} FAILED ({type(e).__name__}: {e}); other jobs continue", flush=True)
         return None
     print(f"nsopt: {label} done in {time.perf_counter() - t0:.1f} s{_headline(summary)}; "
-          f"results in {run_dir.resolve()}", flush=True)
+          f"results in {folder.path.resolve()}", flush=True)
     return summary
 
 
+def run_config(plain: dict, run_dir: str | Path, overrides: list[str] | tuple = ()) -> dict:
+    """Run the job of a resolved config (a plain dict) into ``run_dir``, in this process.
+
+    The same checks, run folder and summary as the CLI, without Hydra (tests, notebooks);
+    raises :class:`~nsopt.app.config.ConfigError` for a bad value, before any write.
+    """
+    from omegaconf import OmegaConf as _OC
+
+    job = _build(plain, list(overrides))
+    folder = RunFolder(run_dir)
+    folder.begin(_OC.to_yaml(_OC.create(plain)), "python -m nsopt " + shlex.join(list(overrides)))
+    info = {"multirun": False, "name": "run", "group": None, "tags": [], "overrides": list(overrides)}
+    try:
+        return _run(job, folder, info, plain)
+    except Exception as e:
+        folder.fail(e, list(overrides), traceback.format_exc())
+        raise
+
+
+def _failed(error: Exception, info: dict, label: str, folder, yaml: str, command: str = "") -> None:
+    """A config error: one line and exit 2 for a single run; ``failed.json`` for a sweep job."""
+    if not info["multirun"]:
+        print(f"nsopt: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2)
+    for target in (folder, _hydra_folder(info, folder)):
+        try:
+            if yaml:
+                target.begin(yaml, command or "python -m nsopt " + shlex.join(info["overrides"]))
+            target.fail(f"ConfigError: {error}", info["overrides"])
+            break
+        except OSError:
+            continue
+    print(f"nsopt: {label} FAILED (configuration error: {error}); other jobs continue", flush=True)
+    return None
+
+
+def _hydra_folder(info: dict, folder):
+    return RunFolder(info["output_dir"]) if Path(info["output_dir"]) != folder.path else folder
+
+
+def _run(job, folder, info: dict, plain: dict) -> dict:
+    from nsopt.app.config import PresetJob
+    from nsopt.app.environment import environment, set_precision
+    from nsopt.app.loggers import make_logger
+
+    t0 = time.perf_counter()
+    logger = make_logger(job.logger, run_name=info["name"] if info["multirun"] else None,
+                         group=info["group"], tags=info["tags"] if info["multirun"] else [])
+    with set_precision(_precision(plain)):
+        logger.start(plain, folder.path)
+        exit_code = 1
+        try:
+            if isinstance(job, PresetJob):
+                from nsopt.app.preset_job import run_preset_job
+
+                summary = run_preset_job(job, folder, logger)
+            else:
+                from nsopt.app.main_job import run_main
+
+                summary = run_main(job, folder, logger)
+            summary["total_s"] = time.perf_counter() - t0
+            summary["environment"] = environment()
+            logger.log_summary({k: v for k, v in summary.items() if k != "environment"})
+            summary = folder.complete(summary)
+            exit_code = 0
+            return summary
+        finally:
+            logger.finish(exit_code)
+
+
 def _headline(summary: dict) -> str:
-    algs = summary.get("algorithms")
-    if not algs:
-        return ""
+    if "claims" in summary:
+        held = sum(summary["claims"].values())
+        return f": {held} of {len(summary['claims'])} claims hold"
     parts = []
-    for name, a in algs.items():
+    for name, a in (summary.get("algorithms") or {}).items():
         med = a["final_objective"]["median"]
         parts.append(f"{name} final F median {med:.3g}" if med is not None else f"{name} no finite run")
         if a["diverged"]:
-            parts[-1] += f" ({a['diverged']} diverged)"
-    return ": " + ", ".join(parts)
+            parts[-1] += f" ({a['diverged']} of {a['runs']} diverged)"
+    return ": " + ", ".join(parts) if parts else ""
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")

@@ -13,10 +13,12 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
+from nsopt import validate
+from nsopt.app.config import WANDB_MODES
+
 __all__ = ["Logger", "NoLogger", "WandbLogger", "make_logger", "wandb_mode"]
 
 log = logging.getLogger("nsopt")
-WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 
 class Logger(Protocol):
@@ -58,8 +60,7 @@ def _has_api_key() -> bool:
 
 def wandb_mode(mode: str) -> str:
     """Resolve ``auto``: ``WANDB_MODE`` if set, else online with an API key, else offline."""
-    if mode not in WANDB_MODES:
-        raise ValueError(f"logger.mode={mode!r} is not allowed; choose one of {list(WANDB_MODES)}")
+    validate.choice("logger.mode", mode, WANDB_MODES)
     if mode != "auto":
         return mode
     env = os.environ.get("WANDB_MODE")
@@ -80,42 +81,67 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class WandbLogger:
-    """One wandb run per job; figures as images, records as history, summary at the end."""
+    """One wandb run per job; figures as images, records as history, summary at the end.
+
+    Never blocks and never loses a run: wandb is started non-interactively (no login
+    prompt); ``online`` without an API key, or an online start that fails within
+    ``init_timeout`` seconds (no network), falls back to an offline run in the run folder
+    (upload later with ``wandb sync``) and says so in one line.  Any wandb error,
+    KeyboardInterrupt from its prompt included, only warns: local results are written anyway.
+    """
 
     def __init__(self, project: str = "nsopt", entity: str | None = None, mode: str = "auto",
                  group: str | None = None, tags: Sequence[str] = (), name: str | None = None,
-                 init_timeout: float = 30.0):
+                 init_timeout: float = 10.0):
         self.project, self.entity, self.group, self.name = project, entity, group, name
         self.tags, self.init_timeout = list(tags), float(init_timeout)
         self.mode = wandb_mode(mode)
         self.run = None
 
+    def _init(self, config, run_dir, mode: str):
+        import wandb
+
+        return wandb.init(
+            project=self.project, entity=self.entity, group=self.group, name=self.name,
+            tags=self.tags or None, config=dict(config), dir=str(run_dir), mode=mode,
+            reinit="finish_previous",
+            settings=wandb.Settings(init_timeout=self.init_timeout, console="off", silent=True,
+                                    x_disable_stats=True),
+        )
+
     def start(self, config, run_dir):
         if self.mode == "disabled":
             return
+        mode = self.mode
+        if mode == "online" and not _has_api_key():
+            log.warning("wandb: mode=online but no API key (WANDB_API_KEY or `wandb login`); logging "
+                        "offline instead, upload later with `wandb sync %s/wandb/offline-run-*`", run_dir)
+            mode = "offline"
+        os.environ.setdefault("WANDB_SILENT", "true")
         try:
-            import wandb
-
-            self.run = wandb.init(
-                project=self.project, entity=self.entity, group=self.group, name=self.name,
-                tags=self.tags or None, config=dict(config), dir=str(run_dir), mode=self.mode,
-                reinit="finish_previous",
-                settings=wandb.Settings(init_timeout=self.init_timeout, console="off",
-                                        silent=True, x_disable_stats=True),
-            )
-            where = self.run.dir if self.mode == "offline" else self.run.url
-            log.info("wandb run %s (%s): %s", self.run.id, self.mode, where)
-        except Exception as e:  # noqa: BLE001 - wandb failures must never lose local results
-            log.warning("wandb could not start (%s: %s); continuing with local results only",
-                        type(e).__name__, e)
-            self.run = None
+            self.run = self._init(config, run_dir, mode)
+        except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - wandb must never lose local results
+            if mode != "online":
+                log.warning("wandb could not start (%s: %s); continuing with local results only",
+                            type(e).__name__, e)
+                return
+            log.warning("wandb: online start failed within %g s (%s); logging offline instead, upload later "
+                        "with `wandb sync %s/wandb/offline-run-*`", self.init_timeout, type(e).__name__, run_dir)
+            try:
+                self.run = self._init(config, run_dir, "offline")
+            except (Exception, KeyboardInterrupt) as e2:  # noqa: BLE001
+                log.warning("wandb could not start offline either (%s: %s); local results only",
+                            type(e2).__name__, e2)
+                return
+        where = self.run.dir if self.run.settings.mode == "offline" else self.run.url
+        log.info("wandb run %s (%s): %s", self.run.id, self.run.settings.mode, where)
 
     def _safe(self, what: str, fn) -> None:
         if self.run is None:
             return
         try:
             fn()
-        except Exception as e:  # noqa: BLE001
+        except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001
             log.warning("wandb %s failed (%s: %s); local results are unaffected", what, type(e).__name__, e)
 
     def log_history(self, rows, steps):
@@ -143,23 +169,17 @@ class WandbLogger:
 
     def finish(self, exit_code=0):
         if self.run is not None:
+            run, self.run = self.run, None
             try:
-                self.run.finish(exit_code=exit_code)
-            except Exception as e:  # noqa: BLE001
+                run.finish(exit_code=exit_code)
+            except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001
                 log.warning("wandb finish failed (%s: %s)", type(e).__name__, e)
-            self.run = None
 
 
-def make_logger(cfg_l: Mapping[str, Any]) -> Logger:
-    name = cfg_l.get("name", "none")
-    if name == "none":
+def make_logger(cfg: Any, run_name: str | None = None, group: str | None = None,
+                tags: Sequence[str] = ()) -> Logger:
+    """The logger of a checked :class:`~nsopt.app.config.LoggerConfig` (sweep jobs add name, group, tags)."""
+    if cfg.name == "none":
         return NoLogger()
-    if name == "wandb":
-        return WandbLogger(
-            project=cfg_l.get("project", "nsopt"), entity=cfg_l.get("entity"),
-            mode=cfg_l.get("mode", "auto"), group=cfg_l.get("group"), tags=list(cfg_l.get("tags") or []),
-            name=cfg_l.get("run_name"), init_timeout=cfg_l.get("init_timeout", 30),
-        )
-    from nsopt.app.config import ConfigError
-
-    raise ConfigError(f"logger.name={name!r} is not allowed; choose one of ['none', 'wandb']")
+    return WandbLogger(project=cfg.project, entity=cfg.entity, mode=cfg.mode, group=cfg.group or group,
+                       tags=list(cfg.tags) + list(tags), name=run_name, init_timeout=cfg.init_timeout)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable, Mapping
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 import numpy as np  # noqa: E402
 
 __all__ = ["plot_objective", "plot_iterates_2d", "COLORS"]
@@ -17,35 +17,41 @@ COLORS = {"sgd": "tab:blue", "heavy_ball": "tab:orange"}
 
 
 def plot_objective(k: np.ndarray, objectives: Mapping[str, np.ndarray], diverged: Mapping[str, np.ndarray],
-                   title: str, path: str | Path) -> Path:
+                   title: str) -> Figure:
     """``F(w_k)`` vs ``k``: median and 10-90% band over the runs that did not diverge.
 
     ``objectives[name]`` has shape ``(runs, records)``; ``diverged[name]`` is a ``(runs,)`` mask.
+    The legend says how many runs are finite; a batch with no finite run says so in the panel.
     """
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    notes, positive = [], True
     for name, obj in objectives.items():
         ok = obj[~diverged[name]]
+        ok = ok[np.all(np.isfinite(ok), axis=1)]
         color = COLORS.get(name)
-        n_bad = int(diverged[name].sum())
-        label = f"{name} (median, {len(ok)} runs" + (f", {n_bad} diverged)" if n_bad else ")")
-        if len(ok):
-            lo, med, hi = np.quantile(ok, [0.1, 0.5, 0.9], axis=0)
-            ax.plot(k, med, color=color, lw=2, label=label)
-            ax.fill_between(k, lo, hi, color=color, alpha=0.2, label=f"{name} 10-90%")
-    ax.set_yscale("log")
+        n_all = len(obj)
+        if not len(ok):
+            notes.append(f"{name}: all {n_all} runs diverged (NaN/inf), nothing to plot")
+            continue
+        positive &= bool(np.all(ok > 0))
+        lo, med, hi = np.quantile(ok, [0.1, 0.5, 0.9], axis=0)
+        ax.plot(k, med, color=color, lw=2, label=f"{name}: median of {len(ok)} finite of {n_all} runs")
+        ax.fill_between(k, lo, hi, color=color, alpha=0.2, label=f"{name}: 10-90% quantile band")
+    if notes:
+        ax.text(0.5, 0.5, "\n".join(notes), transform=ax.transAxes, ha="center", va="center", color="red")
+    ax.set_yscale("log" if positive and not notes else "linear")
     ax.set_xlabel("iteration k")
     ax.set_ylabel("objective F(w_k)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
 def plot_iterates_2d(w: Mapping[str, np.ndarray], F: Callable[[np.ndarray], np.ndarray], title: str,
-                     path: str | Path, max_runs: int = 12) -> Path:
+                     max_runs: int = 12) -> Figure:
     """Iterates ``w_k`` of a few runs over the contour lines of ``F``, one panel per algorithm.
 
     ``w[name]`` has shape ``(runs, records, 2)``; ``F`` maps ``(..., 2)`` points to values.
@@ -77,6 +83,4 @@ def plot_iterates_2d(w: Mapping[str, np.ndarray], F: Callable[[np.ndarray], np.n
         ax.set_aspect("equal", adjustable="box")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return fig

@@ -14,26 +14,21 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import nsopt
-from nsopt.app.cli import config_dir
-from nsopt.app.config import ConfigError, build_algorithms, build_inits, build_problem, build_schedule, run_keys
-from nsopt.app.experiment import run_experiment
+from nsopt.app.cli import run_config
+from nsopt.app.config import ConfigError, build_main
 from nsopt.app.loggers import WandbLogger, wandb_mode
+from nsopt.app.main_job import run_keys
 from nsopt.app.wandb_records import find_run_file, read_run
+from nsopt.problems.inits import draw_many
 
-SMALL = ["seeds=3", "inits=2", "num_steps=200", "record_every=20", "logger=none"]
-
-
-def cfg_of(overrides):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    return OmegaConf.to_container(cfg, resolve=True)
+from app_helpers import REPO, SMALL, cfg_of, cli_env, nsopt_cli
 
 
 def test_defaults_compose():
     cfg = cfg_of([])
-    assert cfg["problem"]["name"] == "ring"
-    assert cfg["algorithm"]["name"] == "sgd_and_heavy_ball"
-    assert cfg["schedule"] == {"name": "inverse_power", "a": 0.5, "b": 10.0, "p": 0.75}
+    assert cfg["problem"]["_target_"] == "nsopt.problems.ring"
+    assert list(cfg["algorithm"]) == ["sgd", "heavy_ball"]
+    assert cfg["schedule"] == {"_target_": "nsopt.schedules.inverse_power", "a": 0.5, "b": 10.0, "p": 0.75}
     assert cfg["logger"]["name"] == "wandb" and cfg["logger"]["mode"] == "auto"
     assert cfg["seeds"] * cfg["inits"] >= 24  # dozens of runs by default
 
@@ -42,7 +37,7 @@ def test_issue_overrides_compose_and_run(tmp_path):
     cfg = cfg_of(["algorithm=heavy_ball", "schedule=inverse_power", "schedule.p=0.75", "seeds=64",
                   "inits=1", "num_steps=100", "record_every=10", "logger=none", "figures=false"])
     assert cfg["schedule"]["p"] == 0.75 and cfg["seeds"] == 64
-    summary = run_experiment(cfg, tmp_path)
+    summary = run_config(cfg, tmp_path)
     assert list(summary["algorithms"]) == ["heavy_ball"]
     assert summary["algorithms"]["heavy_ball"]["runs"] == 64
     m = np.load(tmp_path / "metrics.npz")
@@ -52,14 +47,14 @@ def test_issue_overrides_compose_and_run(tmp_path):
 def test_run_folder_numbers_match_the_api(tmp_path):
     """The CLI's metrics are exactly what the public API computes for the same keys and inits."""
     cfg = cfg_of(SMALL + ["scales=[0.5,1.0]", "precision=float64"])  # the tests run in float64
-    summary = run_experiment(cfg, tmp_path, config_yaml=OmegaConf.to_yaml(cfg))
+    summary = run_config(cfg, tmp_path)
     for f in ("summary.json", "metrics.npz", "config.yaml", "objective.png", "iterates.png"):
         assert (tmp_path / f).is_file(), f
     assert json.loads((tmp_path / "summary.json").read_text())["complete"] is True
     m = np.load(tmp_path / "metrics.npz")
-    problem = build_problem(cfg["problem"])
-    algs = build_algorithms(cfg["algorithm"], build_schedule(cfg["schedule"]))
-    w0 = build_inits(cfg["init"], problem, cfg["seed"], 2)
+    job = build_main(cfg)
+    problem, algs = job.problem, job.algorithms
+    w0 = draw_many(job.init, problem, jax.random.fold_in(jax.random.key(cfg["seed"]), 1), 2)
     key = run_keys(cfg["seed"], 3)[2]
     for name, alg in algs.items():
         single = nsopt.run(alg.with_scale(0.5), problem.oracle(), problem.sampler, w0[1], key, 200, 20,
@@ -86,7 +81,7 @@ def test_run_folder_numbers_match_the_api(tmp_path):
 def test_divergence_counted_not_averaged(tmp_path):
     cfg = cfg_of(SMALL + ["schedule=constant", "schedule.a=0.05", "scales=[0.1,40.0]", "figures=true",
                           "algorithm=sgd"])
-    summary = run_experiment(cfg, tmp_path)
+    summary = run_config(cfg, tmp_path)
     s = summary["algorithms"]["sgd"]
     m = np.load(tmp_path / "metrics.npz")
     dstep = m["sgd/diverged_step"]
@@ -101,24 +96,45 @@ def test_divergence_counted_not_averaged(tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [
-        (["schedule.a=-1"], "schedule.a=-1 is not allowed"),
-        (["schedule.p=1.5"], "schedule.p=1.5 is not allowed; it must be in (0, 1]"),
-        (["record_every=7"], "record_every=7 is not allowed with num_steps=200"),
+        (["schedule.a=-1"], "schedule.a=-1 is not allowed; it must be a finite number > 0"),
+        (["schedule.p=1.5"], "schedule.p=1.5 is not allowed; it must be a finite number in (0, 1]"),
+        (["schedule.p=abc"], "schedule.p='abc' is not allowed; it must be a finite number in (0, 1]"),
+        (["record_every=7"], "record_every=7 is not allowed; it must divide num_steps=200"),
         (["seeds=0"], "seeds=0 is not allowed; it must be an integer >= 1"),
+        (["seed=18446744073709551616"], "seed=18446744073709551616 is not allowed; it must be an integer in"),
         (["scales=[1.0,-2.0]"], "scales[1]=-2.0 is not allowed"),
+        (["scales=abc"], "scales='abc' is not allowed; it must be a non-empty list of numbers"),
         (["precision=float16"], "precision='float16' is not allowed; choose one of ['float32', 'float64']"),
-        (["problem.kink=3.0"], "kink (abs'(0)) must be in [-1, 1]"),
-        (["algorithm=heavy_ball", "algorithm.beta.kind=constant", "algorithm.beta.value=2.0"],
-         "algorithm.beta.value=2.0 is not allowed"),
-        (["algorithm=heavy_ball", "algorithm.beta.value=100.0"], "beta_0 = r * alpha_0"),
-        (["init=gaussian", "init.std=-1"], "init.std=-1"),
+        (["problem.kink=3.0"], "problem.kink=3.0 is not allowed"),
+        (["algorithm=heavy_ball", "algorithm.heavy_ball.beta=2.0"],
+         "algorithm.heavy_ball.beta=2.0 is not allowed; it must be a finite number in (0, 1]"),
+        (["algorithm=heavy_ball", "algorithm.heavy_ball.beta.r=100.0"],
+         "algorithm.heavy_ball.beta_0=8.89"),
+        (["algorithm=heavy_ball", "algorithm.heavy_ball.init_momentum=ones"],
+         "algorithm.heavy_ball.init_momentum='ones' is not allowed; choose one of ['oracle', 'scaled', 'zero']"),
+        (["init=gaussian", "init.std=-1"], "init.std=-1 is not allowed; it must be a finite number >= 0"),
+        (["init=uniform", "init.low=abc"], "init.low='abc' is not allowed; it must be a finite number"),
+        (["logger=wandb", "logger.mode=garbage"], "logger.mode='garbage' is not allowed; choose one of"),
+        (["logger=wandb", "logger.init_timeout=abc"], "logger.init_timeout='abc' is not allowed"),
+        (["flow.T=-1"], "flow.T=-1 is not allowed; it must be a finite number > 0"),
+        (["flow.T=0"], "flow.T=0 is not allowed"),
+        (["flow.method=bogus"], "flow.method='bogus' is not allowed; choose one of ['euler', 'heun', 'rk4']"),
+        (["flow.num_times=0"], "flow.num_times=0 is not allowed; it must be an integer >= 1"),
+        (["flow.max_runs=-3"], "flow.max_runs=-3 is not allowed; it must be an integer >= 1"),
+        (["+foo=1"], "foo is not a known key"),
+        (["+schedul.a=1"], "schedul is not a known key (did you mean 'schedule'?)"),
+        (["+schedule.c=1"], "schedule.c is not a known key"),
+        (["progress=abc"], "progress='abc' is not allowed; it must be true or false"),
+        (["seeds=100000000"], "the batch needs about"),
     ],
 )
 def test_bad_config_values(tmp_path, override, message):
+    """Every bad value stops the job before any work or write, with one line naming it."""
     with pytest.raises(ConfigError) as e:
-        run_experiment(cfg_of(SMALL + override), tmp_path)
+        run_config(cfg_of(SMALL + override), tmp_path)
     assert message in str(e.value)
-    assert not (tmp_path / "summary.json").exists()
+    assert "\n" not in str(e.value)
+    assert not any(tmp_path.iterdir())
 
 
 def test_unknown_group_choice_lists_options():
@@ -128,18 +144,11 @@ def test_unknown_group_choice_lists_options():
         cfg_of(["schedule=cosine"])
 
 
-def _env():
-    env = dict(os.environ)
-    env.pop("JAX_ENABLE_X64", None)
-    env["WANDB_MODE"] = "offline"
-    return env
-
-
 def test_subprocess_from_another_directory(tmp_path):
     """``python -m nsopt`` works from any folder and writes its run folder there."""
     out = subprocess.run(
         [sys.executable, "-m", "nsopt", *SMALL, f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"results in {tmp_path / 'run'}" in out.stdout
@@ -151,13 +160,13 @@ def test_subprocess_from_another_directory(tmp_path):
 def test_subprocess_bad_value_exits_with_clear_message(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "nsopt", *SMALL, "schedule.a=0", f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 2
     assert "configuration error: schedule.a=0 is not allowed; it must be a finite number > 0" in out.stderr
     assert "Traceback" not in out.stderr
     out = subprocess.run(
-        [sys.executable, "-m", "nsopt", "algorithm=adam"], cwd=tmp_path, env=_env(),
+        [sys.executable, "-m", "nsopt", "algorithm=adam"], cwd=tmp_path, env=cli_env(),
         capture_output=True, text=True, timeout=300,
     )
     assert out.returncode != 0
@@ -166,14 +175,14 @@ def test_subprocess_bad_value_exits_with_clear_message(tmp_path):
 
 @pytest.mark.skipif(shutil.which("nsopt") is None, reason="console script not on PATH")
 def test_console_script(tmp_path):
-    out = subprocess.run(["nsopt", "--cfg", "job"], cwd=tmp_path, env=_env(), capture_output=True,
+    out = subprocess.run(["nsopt", "--cfg", "job"], cwd=tmp_path, env=cli_env(), capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and "inverse_power" in out.stdout
 
 
 def test_wandb_offline_round_trip(tmp_path):
     """``logger=wandb`` without an API key writes an offline run holding the same numbers."""
-    env = _env()
+    env = cli_env()
     for var in ("WANDB_API_KEY", "WANDB_MODE"):
         env.pop(var, None)
     env.update(HOME=str(tmp_path), NETRC=str(tmp_path / "no-netrc"))
@@ -218,8 +227,9 @@ def test_wandb_failure_keeps_local_results(tmp_path, monkeypatch):
         raise RuntimeError("network unreachable")
 
     monkeypatch.setattr(wandb, "init", boom)
-    cfg = cfg_of(SMALL + ["figures=false"])
-    summary = run_experiment(cfg, tmp_path, WandbLogger(mode="online"))
+    cfg = cfg_of(SMALL[:-1] + ["figures=false", "logger=wandb", "logger.mode=online"])
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    summary = run_config(cfg, tmp_path)
     assert summary["complete"] and (tmp_path / "summary.json").is_file()
     with pytest.raises(ValueError, match=r"logger.mode='sometimes' is not allowed"):
         WandbLogger(mode="sometimes")
@@ -227,11 +237,11 @@ def test_wandb_failure_keeps_local_results(tmp_path, monkeypatch):
 
 def test_precision_float64_flag(tmp_path):
     cfg = cfg_of(SMALL + ["precision=float64", "figures=false"])
-    summary = run_experiment(cfg, tmp_path)
+    summary = run_config(cfg, tmp_path)
     assert summary["environment"]["x64"] is True
     assert np.load(tmp_path / "metrics.npz")["sgd/objective"].dtype == np.float64
     x64 = bool(jax.config.jax_enable_x64)
-    summary = run_experiment(cfg_of(SMALL + ["precision=float32", "figures=false"]), tmp_path)
+    summary = run_config(cfg_of(SMALL + ["precision=float32", "figures=false"]), tmp_path)
     assert summary["environment"]["x64"] is False
     assert np.load(tmp_path / "metrics.npz")["sgd/objective"].dtype == np.float32
     assert bool(jax.config.jax_enable_x64) == x64  # the caller's setting is restored
@@ -242,12 +252,12 @@ def test_preset_through_the_cli(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "nsopt", "experiment=clarke_inverse", "smoke=true", "logger=none",
          f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["complete"] and summary["experiment"] == "clarke_inverse" and summary["smoke"] is True
     assert summary["figures"] and all((tmp_path / "run" / f).is_file() for f in summary["figures"])
-    bad = subprocess.run([sys.executable, "-m", "nsopt", "experiment=nope"], cwd=tmp_path, env=_env(),
+    bad = subprocess.run([sys.executable, "-m", "nsopt", "experiment=nope"], cwd=tmp_path, env=cli_env(),
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "Could not find 'experiment/nope'" in bad.stderr
