@@ -4,7 +4,8 @@ Reads every job folder of a Hydra multirun (the folders holding ``.hydra/``),
 never wandb, and writes into the sweep folder (or ``--out``):
 
 - ``report.csv`` and ``report.md``: one row per job and algorithm with the
-  job's overrides, status (``complete``, ``failed``, ``incomplete``), final
+  job's overrides, state (``complete`` only when its hashes verify; ``failed``,
+  ``killed``, ``corrupt``, ``never_started`` for jobs of ``multirun.yaml`` with no folder), final
   objective mean / median / q10 / q90 over the runs that did not diverge, the
   number of diverged runs, the median APT distance at the last start time
   (when the job computed it) and the job's time;
@@ -12,7 +13,7 @@ never wandb, and writes into the sweep folder (or ``--out``):
   (10-90% band over runs), one curve per job, one panel per algorithm;
 - ``report_apt.png``: median APT distance vs start time, when available.
 
-Missing, failed and half-written jobs are listed, never fatal.
+Every job of the sweep is listed with its state; none is fatal.
 """
 
 from __future__ import annotations
@@ -27,16 +28,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Job", "collect", "write_report", "main"]
+from nsopt.app.run_folder import RunFolder, write_text
+
+__all__ = ["Job", "collect", "expected_jobs", "write_report", "main"]
 
 
 @dataclass
 class Job:
-    """One job folder of a sweep."""
+    """One job of a sweep, with its :meth:`RunFolder.state` (``never_started`` when it has no folder)."""
 
     folder: Path
     overrides: list[str]
-    status: str  # complete | failed | incomplete
+    status: str  # one of nsopt.app.run_folder.STATES, or never_started
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
@@ -45,11 +48,9 @@ class Job:
         return ",".join(self.overrides) or "defaults"
 
     def metrics(self) -> dict[str, np.ndarray]:
-        path = self.folder / "metrics.npz"
-        if self.status != "complete" or not path.is_file():
+        if self.status != "complete":
             return {}
-        with np.load(path) as m:
-            return {k: m[k] for k in m.files}
+        return RunFolder(self.folder).read_metrics()
 
 
 def _overrides(folder: Path) -> list[str]:
@@ -61,37 +62,59 @@ def _overrides(folder: Path) -> list[str]:
     return [str(o) for o in OmegaConf.load(path) if not str(o).startswith("hydra")]
 
 
+def expected_jobs(sweep: str | Path) -> list[list[str]] | None:
+    """The override list of every job of the sweep, in job-number order, from its ``multirun.yaml``
+    (the basic sweeper's cartesian product), or ``None`` when it cannot be read."""
+    path = Path(sweep) / "multirun.yaml"
+    if not path.is_file():
+        return None
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.load(path)
+        params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+        args = [f"{k}={v}" for k, v in params.items()] + list(OmegaConf.select(cfg, "hydra.overrides.task") or [])
+        parsed = OverridesParser.create().parse_overrides(args)
+        batches = BasicSweeper.split_arguments(parsed, None)
+    except Exception:  # noqa: BLE001 - another sweeper or an unreadable file: folders only
+        return None
+    return [[o for o in job if not o.startswith("hydra")] for job in batches[0]]
+
+
 def collect(sweep: str | Path) -> list[Job]:
-    """All job folders under ``sweep`` (sorted by job number when numeric), with their status."""
+    """Every job of ``sweep``: the folders found (verified through :class:`RunFolder`) and the jobs
+    listed in ``multirun.yaml`` that never started, sorted by job number."""
     sweep = Path(sweep)
     if not sweep.is_dir():
         raise FileNotFoundError(f"sweep folder {sweep} does not exist")
-    folders = sorted({p.parent for p in sweep.rglob(".hydra") if p.is_dir()},
+    marks = (".hydra", RunFolder.CONFIG, RunFolder.FAILED)
+    folders = sorted({p.parent for m in marks for p in sweep.rglob(m)
+                      if p.parent != sweep and ".replaced-" not in str(p) and p.parent.name != ".hydra"},
                      key=lambda p: (len(p.parts), int(p.name) if p.name.isdigit() else 10**9, p.name))
     jobs = []
     for folder in folders:
-        ov = _overrides(folder)
-        summary_path, failed_path = folder / "summary.json", folder / "failed.json"
-        try:
-            summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-        except ValueError:
-            summary = {}
-        if summary.get("complete"):
-            jobs.append(Job(folder, ov, "complete", summary))
-        elif failed_path.is_file():
-            try:
-                err = json.loads(failed_path.read_text()).get("error")
-            except ValueError:
-                err = "unreadable failed.json"
-            jobs.append(Job(folder, ov, "failed", error=err))
-        else:
-            jobs.append(Job(folder, ov, "incomplete", error="no complete summary.json (killed or still running)"))
+        rf = RunFolder(folder)
+        st = rf.state()
+        status = st.state if st.state != "missing" else "killed"
+        summary = rf.read_summary() or {} if status == "complete" else {}
+        jobs.append(Job(folder, _overrides(folder), status, summary, None if status == "complete" else st.reason))
+    expected = expected_jobs(sweep)
+    if expected:
+        have = {j.folder.name for j in jobs}
+        for num, ov in enumerate(expected):
+            if str(num) not in have:
+                jobs.append(Job(sweep / str(num), ov, "never_started",
+                                error="listed in multirun.yaml, no folder (never started or removed)"))
+        jobs.sort(key=lambda j: (int(j.folder.name) if j.folder.name.isdigit() else 10**9, j.folder.name))
     return jobs
 
 
 def _missing_numbers(jobs: Sequence[Job]) -> list[int]:
-    nums = sorted(int(j.folder.name) for j in jobs if j.folder.name.isdigit())
-    return sorted(set(range(nums[-1] + 1)) - set(nums)) if nums else []
+    nums = sorted(int(j.folder.name) for j in jobs if j.folder.name.isdigit() and j.status != "never_started")
+    listed = {int(j.folder.name) for j in jobs if j.status == "never_started"}
+    return sorted((set(range(nums[-1] + 1)) - set(nums)) | listed) if nums else sorted(listed)
 
 
 def _rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
@@ -147,8 +170,6 @@ def write_report(sweep: str | Path, out: str | Path | None = None) -> dict[str, 
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
-    from nsopt.app import io
-
     buf_lines: list[str] = []
     if rows:
         import io as _io
@@ -157,16 +178,15 @@ def write_report(sweep: str | Path, out: str | Path | None = None) -> dict[str, 
         w = csv.DictWriter(buf, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
-        io.write_text(out / "report.csv", buf.getvalue())
+        write_text(out / "report.csv", buf.getvalue())
         buf_lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         buf_lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
     else:
-        io.write_text(out / "report.csv", "")
-    n_ok = sum(j.status == "complete" for j in jobs)
+        write_text(out / "report.csv", "")
+    counts = ", ".join(f"{sum(j.status == s for j in jobs)} {s.replace('_', ' ')}"
+                       for s in ("complete", "failed", "killed", "corrupt", "other_config", "never_started"))
     head = [f"# Sweep report: {sweep.name}", "",
-            f"{len(jobs)} job folders: {n_ok} complete, "
-            f"{sum(j.status == 'failed' for j in jobs)} failed, {sum(j.status == 'incomplete' for j in jobs)} incomplete"
-            + (f"; missing job numbers: {missing}" if missing else "") + ".", "",
+            f"{len(jobs)} jobs: {counts}" + (f"; missing job numbers: {missing}" if missing else "") + ".", "",
             f"Overrides common to all jobs: `{' '.join(sorted(common)) or '(none)'}`.", ""]
     problems = [f"- job {j.folder.name} [{j.label}]: {j.status}: {j.error}" for j in jobs if j.status != "complete"]
     if problems:
@@ -176,7 +196,7 @@ def write_report(sweep: str | Path, out: str | Path | None = None) -> dict[str, 
     files += figs
     if figs:
         buf_lines += ["", *[f"![{p.stem}]({p.name})" for p in figs]]
-    io.write_text(out / "report.md", "\n".join(head + buf_lines) + "\n")
+    write_text(out / "report.md", "\n".join(head + buf_lines) + "\n")
     return {"rows": rows, "jobs": jobs, "missing": missing, "files": files}
 
 
@@ -222,10 +242,7 @@ def _figures(jobs: Sequence[Job], out: Path) -> list[Path]:
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=7)
         fig.tight_layout()
-        path = out / f"report_{kind}.png"
-        fig.savefig(path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(RunFolder(out).write_figure(f"report_{kind}", fig, dpi=110))
     return paths
 
 

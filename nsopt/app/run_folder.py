@@ -197,15 +197,18 @@ class RunFolder:
 
     # -- writing ---------------------------------------------------------------------------
     def set_aside(self) -> Path:
-        """Move the folder's current contents to a sibling ``<name>.replaced-<time>`` folder."""
+        """Move the folder's results to a sibling ``<name>.replaced-<time>`` folder (Hydra's
+        ``.hydra/`` metadata, which already describes the job now starting, stays)."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         dest = self.path.with_name(f"{self.path.name}.replaced-{stamp}")
         n = 1
         while dest.exists():
             dest = self.path.with_name(f"{self.path.name}.replaced-{stamp}-{n}")
             n += 1
-        os.replace(self.path, dest)
-        self.path.mkdir(parents=True)
+        dest.mkdir(parents=True)
+        for entry in self.path.iterdir():
+            if entry.name != ".hydra":
+                os.replace(entry, dest / entry.name)
         return dest
 
     def begin(self, config_yaml: str, command: str) -> Path | None:
@@ -220,6 +223,8 @@ class RunFolder:
             moved = self.set_aside()
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / self.SUMMARY).unlink(missing_ok=True)
+        for tmp in self.path.glob(".*.tmp"):  # temporary files of a killed write
+            tmp.unlink(missing_ok=True)
         (self.path / self.FAILED).unlink(missing_ok=True)
         write_text(self.path / self.CONFIG, config_yaml)
         write_text(self.path / self.COMMAND, command + "\n")
