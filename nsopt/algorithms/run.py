@@ -441,6 +441,7 @@ def run_configs(
     *,
     scales: Sequence[float] | Array | None = None,
     paired: bool = False,
+    per_config: bool = False,
 ) -> Trajectory:
     """:func:`run_batch` for every entry of a stacked batch of configurations, as one program.
 
@@ -456,9 +457,14 @@ def run_configs(
     With ``paired=True`` the seeds are paired with the initializations instead of
     crossed (``len(seeds) == num_inits``; run ``i`` uses key ``i`` from ``w0[i]``)
     and the axes are ``(configs, runs, scales, records, ...)``.
+    With ``per_config=True``, ``w0`` and ``seeds`` (then a key array) carry the configs
+    axis first: configuration ``c`` runs from ``w0[c]`` with keys ``seeds[c]`` (e.g. a flat
+    batch of unrelated runs, one configuration each).
     ``scales`` defaults to each configuration's algorithm scale.
     """
     check_steps(num_steps, record_every)
+    if per_config:
+        return _configs_compiled(build, configs, w0, seeds, scales, num_steps, record_every, paired, True)
     sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in jax.tree.leaves(configs)}
     if len(sizes) != 1 or None in sizes or 0 in sizes:
         raise ValueError("run_configs: every leaf of configs needs the same non-empty leading axis "
@@ -475,11 +481,11 @@ def run_configs(
         scales = jnp.asarray(scales, jnp.result_type(float))
         if scales.ndim != 1 or scales.size == 0:
             raise ValueError(f"scales must be a non-empty 1-D list of numbers, got shape {scales.shape}")
-    return _configs_compiled(build, configs, w0, keys, scales, num_steps, record_every, paired)
+    return _configs_compiled(build, configs, w0, keys, scales, num_steps, record_every, paired, False)
 
 
 @eqx.filter_jit
-def _configs_compiled(build, configs, w0, keys, scales, num_steps, record_every, paired):
+def _configs_compiled(build, configs, w0, keys, scales, num_steps, record_every, paired, per_config):
     def grid(config, w, k):
         algorithm, oracle, sampler, objective = build(config)
         sc = jnp.reshape(algorithm.scale, (1,)).astype(jnp.result_type(float)) if scales is None else scales
@@ -488,7 +494,7 @@ def _configs_compiled(build, configs, w0, keys, scales, num_steps, record_every,
                                     record_every, objective)
         return _trajectory(_assemble(first, [rest]), carry)
 
-    def one(config):
+    def one(config, w0, keys):
         if not paired:
             return grid(config, w0, keys)
         # each (key, init) pair is a 1 x 1 grid; drop those two unit axes
@@ -496,4 +502,4 @@ def _configs_compiled(build, configs, w0, keys, scales, num_steps, record_every,
                                                                  k[None]))
         return jax.vmap(pair)(w0, keys)
 
-    return jax.vmap(one)(configs)
+    return jax.vmap(one, in_axes=(0, 0 if per_config else None, 0 if per_config else None))(configs, w0, keys)

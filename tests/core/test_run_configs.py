@@ -51,6 +51,17 @@ def test_paired_seeds_and_inits_equal_single_runs():
             assert int(traj.diverged_step[c, i, 0]) == int(ref.diverged_step)
 
 
+def test_per_config_inits_and_keys():
+    w0 = ring().inits(jax.random.key(4), 3)
+    keys = jax.random.split(jax.random.key(5), 3)
+    traj = nsopt.run_configs(_build, CONFIGS, w0[:, None], keys[:, None], 30, 3, per_config=True)
+    assert traj.w.shape == (3, 1, 1, 1, 11, 2)
+    for c in range(3):
+        alg, oracle, sampler, obj = _build((CONFIGS[0][c], CONFIGS[1][c]))
+        ref = nsopt.run(alg, oracle, sampler, w0[c], keys[c], 30, 3)
+        np.testing.assert_allclose(traj.w[c, 0, 0, 0], ref.w, rtol=1e-6, atol=1e-7)
+
+
 def test_bad_shapes_are_rejected():
     w0 = ring().inits(jax.random.key(2), 4)
     with pytest.raises(ValueError, match="configs"):
