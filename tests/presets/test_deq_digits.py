@@ -22,9 +22,8 @@ def test_deq_digits_smoke(smoke_result):
         assert r["solver_converged_share"] == 1.0 and r["solver_steps_max"] < 100, r
         assert r["claim_holds"], r
     assert m["claim_holds"]
-    with res.arrays as z:
-        loss = z["sgd_loss"]
-        assert loss.shape == (2, 5) and np.all(np.isfinite(loss))  # k = 0, 50, ..., 200
-        # the loss curve decreases overall (median of the last records below the first ones)
-        assert np.median(loss[:, -2:]) < 0.5 * np.median(loss[:, 1:3])
+    loss = res.arrays["sgd_loss"]
+    assert loss.shape == (2, 5) and np.all(np.isfinite(loss))  # k = 0, 50, ..., 200
+    # the loss curve decreases overall (median of the last records below the first ones)
+    assert np.median(loss[:, -2:]) < 0.5 * np.median(loss[:, 1:3])
     assert res.figures["deq_digits"].axes
