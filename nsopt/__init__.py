@@ -20,6 +20,7 @@ from nsopt.algorithms import (
     proportional,
     run,
     run_batch,
+    run_configs,
     seed_keys,
     sgd,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "prox",
     "run",
     "run_batch",
+    "run_configs",
     "schedules",
     "seed_keys",
     "sgd",

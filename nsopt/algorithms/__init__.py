@@ -12,6 +12,7 @@ from nsopt.algorithms.run import (
     progress_chunks,
     run,
     run_batch,
+    run_configs,
     seed_keys,
     shard_batch,
     start,
@@ -38,6 +39,7 @@ __all__ = [
     "proportional",
     "run",
     "run_batch",
+    "run_configs",
     "seed_keys",
     "sgd",
 ]

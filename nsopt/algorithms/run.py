@@ -26,7 +26,7 @@ Sampler = Callable[[Array], Any]
 Objective = Callable[[PyTree], Array]
 
 __all__ = ["Trajectory", "RunState", "CompiledBatch", "run", "start", "advance", "run_batch",
-           "compile_batch", "progress_chunks", "shard_batch", "seed_keys", "check_steps"]
+           "compile_batch", "progress_chunks", "shard_batch", "seed_keys", "check_steps", "run_configs"]
 
 
 class Trajectory(eqx.Module):
@@ -410,3 +410,80 @@ def _grid_advance(algorithm, oracle, sampler, keys, scales, carry, num_records, 
                        objective=objective)
 
     return _over_grid(single, carry_axes=True)(keys, carry, scales)
+
+
+Build = Callable[[Any], tuple[Algorithm, Oracle, Sampler, Objective | None]]
+
+
+def run_configs(
+    build: Build,
+    configs: PyTree,
+    w0: PyTree,
+    seeds: int | Sequence[int] | Array,
+    num_steps: int,
+    record_every: int = 1,
+    *,
+    scales: Sequence[float] | Array | None = None,
+    paired: bool = False,
+    per_config: bool = False,
+) -> Trajectory:
+    """:func:`run_batch` for every entry of a stacked batch of configurations, as one program.
+
+    ``configs`` is a pytree of arrays with a common leading axis (e.g. schedule
+    parameters ``(a, b, p)`` or kink values); ``build(config)`` returns
+    ``(algorithm, oracle, sampler, objective)`` for one entry (``objective`` may
+    be ``None``).  ``build`` is traced once with the config as traced arrays, so
+    one compiled program serves every value.  The result has a leading
+    ``configs`` axis before :func:`run_batch`'s axes: entry ``[c]`` is
+    ``run_batch(*build(configs[c])[:3], w0, seeds, ..., objective=build(configs[c])[3])``
+    (same numbers up to the batched-product rounding noted there).
+
+    With ``paired=True`` the seeds are paired with the initializations instead of
+    crossed (``len(seeds) == num_inits``; run ``i`` uses key ``i`` from ``w0[i]``)
+    and the axes are ``(configs, runs, scales, records, ...)``.
+    With ``per_config=True``, ``w0`` and ``seeds`` (then a key array) carry the configs
+    axis first: configuration ``c`` runs from ``w0[c]`` with keys ``seeds[c]`` (e.g. a flat
+    batch of unrelated runs, one configuration each).
+    ``scales`` defaults to each configuration's algorithm scale.
+    """
+    check_steps(num_steps, record_every)
+    if per_config:
+        return _configs_compiled(build, configs, w0, seeds, scales, num_steps, record_every, paired, True)
+    sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in jax.tree.leaves(configs)}
+    if len(sizes) != 1 or None in sizes or 0 in sizes:
+        raise ValueError("run_configs: every leaf of configs needs the same non-empty leading axis "
+                         f"(the configurations); got leading sizes {sorted(map(str, sizes))}")
+    keys = seed_keys(seeds)
+    n_inits = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in jax.tree.leaves(w0)}
+    if len(n_inits) != 1 or None in n_inits or 0 in n_inits:
+        raise ValueError("run_configs: every leaf of w0 needs the same non-empty leading axis "
+                         f"(the initializations); got leading sizes {sorted(map(str, n_inits))}")
+    if paired and n_inits != {keys.shape[0]}:
+        raise ValueError(f"run_configs(paired=True) needs one seed per initialization; got "
+                         f"{keys.shape[0]} seeds and {n_inits.pop()} initializations")
+    if scales is not None:
+        scales = jnp.asarray(scales, jnp.result_type(float))
+        if scales.ndim != 1 or scales.size == 0:
+            raise ValueError(f"scales must be a non-empty 1-D list of numbers, got shape {scales.shape}")
+    return _configs_compiled(build, configs, w0, keys, scales, num_steps, record_every, paired, False)
+
+
+@eqx.filter_jit
+def _configs_compiled(build, configs, w0, keys, scales, num_steps, record_every, paired, per_config):
+    def grid(config, w, k):
+        algorithm, oracle, sampler, objective = build(config)
+        sc = jnp.reshape(algorithm.scale, (1,)).astype(jnp.result_type(float)) if scales is None else scales
+        carry0, first = _grid_start(algorithm, oracle, sampler, w, k, sc, objective)
+        carry, rest = _grid_advance(algorithm, oracle, sampler, k, sc, carry0, num_steps // record_every,
+                                    record_every, objective)
+        return _trajectory(_assemble(first, [rest]), carry)
+
+    def one(config, w0, keys):
+        if not paired:
+            return grid(config, w0, keys)
+        # each (key, init) pair is a 1 x 1 grid; drop those two unit axes
+        pair = lambda w, k: jax.tree.map(lambda a: a[0, 0], grid(config, jax.tree.map(lambda a: a[None], w),
+                                                                 k[None]))
+        return jax.vmap(pair)(w0, keys)
+
+    return jax.vmap(one, in_axes=(0, 0 if per_config else None, 0 if per_config else None))(configs, w0, keys)

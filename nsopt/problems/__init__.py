@@ -13,17 +13,22 @@ from typing import Any, Callable
 from nsopt.problems import lasso
 from nsopt.problems.base import Problem
 from nsopt.problems.deq import DEQDigits, MonotoneDEQ, deq_digits
+from nsopt.problems.kinked_line import KinkedLine, kinked_line
 from nsopt.problems.relu_net import MLP, ReluDigits, load_digits_split, relu_digits
+from nsopt.problems.signed_abs import SignedAbs, signed_abs
 from nsopt.problems.toy import Ring, ring
 
 REGISTRY: dict[str, Callable[..., Problem]] = {
     "ring": ring,
     "relu_digits": relu_digits,
     "deq_digits": deq_digits,
+    "kinked_line": kinked_line,
+    "signed_abs": signed_abs,
 }
 
-__all__ = ["DEQDigits", "MLP", "MonotoneDEQ", "Problem", "deq_digits", "lasso", "REGISTRY", "ReluDigits", "Ring", "load_digits_split", "make",
-           "register", "relu_digits", "ring"]
+__all__ = ["DEQDigits", "KinkedLine", "MLP", "MonotoneDEQ", "Problem", "REGISTRY",
+           "ReluDigits", "Ring", "SignedAbs", "deq_digits", "kinked_line", "lasso",
+           "load_digits_split", "make", "register", "relu_digits", "ring", "signed_abs"]
 
 
 def register(name: str, factory: Callable[..., Problem]) -> None:

@@ -27,17 +27,16 @@ __all__ = ["MLP", "DigitsClassification", "ReluDigits", "relu_digits", "load_dig
 
 
 class MLP(nn.Module):
-    """Dense -> relu (kink) -> ... -> Dense logits."""
+    """Dense -> relu -> ... -> Dense logits; ``relu'(0) = kink`` is a call argument (traced)."""
 
     hidden: Sequence[int]
     num_classes: int
-    kink: float = 0.0
     param_dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: Array, kink: Array | float = 0.0) -> Array:
         for width in self.hidden:
-            x = relu(nn.Dense(width, param_dtype=self.param_dtype)(x), self.kink)
+            x = relu(nn.Dense(width, param_dtype=self.param_dtype)(x), kink)
         return nn.Dense(self.num_classes, param_dtype=self.param_dtype)(x)
 
 
@@ -75,8 +74,12 @@ class DigitsClassification(Problem):
         shapes = jax.eval_shape(self.init, jax.random.key(0))
         return int(sum(np.prod(s.shape) for s in jax.tree.leaves(shapes)))
 
+    def logits(self, w: Any, x: Array) -> Array:
+        """The classifier's outputs on inputs ``x``."""
+        return self.module.apply({"params": w}, x)
+
     def _ce(self, w: Any, x: Array, y: Array) -> Array:
-        logits = self.module.apply({"params": w}, x)
+        logits = self.logits(w, x)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
     def loss(self, w: Any, xi: Array) -> Array:
@@ -99,11 +102,20 @@ class DigitsClassification(Problem):
     def accuracy(self, w: Any, split: str = "test") -> Array:
         """Classification accuracy on ``split`` in ``{"train", "test"}``."""
         x, y = self._split(split)
-        return jnp.mean(jnp.argmax(self.module.apply({"params": w}, x), -1) == y)
+        return jnp.mean(jnp.argmax(self.logits(w, x), -1) == y)
 
 
 class ReluDigits(DigitsClassification):
-    """Cross-entropy of an :class:`MLP` on ``load_digits``; minibatch sampling."""
+    """Cross-entropy of an :class:`MLP` on ``load_digits``; minibatch sampling.
+
+    ``kink = relu'(0)`` is an array leaf passed to the network at call time, so one
+    compiled program serves every kink value (e.g. a sweep over ``kink``).
+    """
+
+    kink: Array = eqx.field(kw_only=True)
+
+    def logits(self, w: Any, x: Array) -> Array:
+        return self.module.apply({"params": w}, x, self.kink)
 
     @property
     def name(self) -> str:
@@ -129,5 +141,5 @@ def relu_digits(
     f = jnp.result_type(float)
     return ReluDigits(
         jnp.asarray(xtr, f), jnp.asarray(ytr), jnp.asarray(xte, f), jnp.asarray(yte),
-        int(batch_size), MLP(hidden, 10, float(kink), param_dtype=f),
+        int(batch_size), MLP(hidden, 10, param_dtype=f), kink=jnp.asarray(kink, f),
     )

@@ -39,7 +39,7 @@ def test_relu_digits_finite_sum():
 
 
 def test_make_registry_errors():
-    with pytest.raises(ValueError, match=r"unknown problem 'nope'; allowed: \['deq_digits', 'relu_digits', 'ring'"):
+    with pytest.raises(ValueError, match=r"unknown problem 'nope'; allowed: \['deq_digits', 'kinked_line', 'relu_digits', 'ring', 'signed_abs'"):
         problems.make("nope")
     with pytest.raises(TypeError, match="allowed parameters"):
         problems.make("ring", radius=3)

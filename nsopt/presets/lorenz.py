@@ -1,7 +1,7 @@
 """Preset ``lorenz``: a pseudo-inverse implicit derivative turns gradient ascent into the Lorenz system.
 
 Problem (Bolte, Le, Pauwels, Silveti-Falls, arXiv 2106.04350, §6 and slides;
-THEORY.md §6), with the Lorenz field
+docs/theory.md §implicit differentiation), with the Lorenz field
 ``L(x, y, z) = (10 (y - x), x (28 - z) - y, x y - 8 z / 3)``:
 
 - implicit:  ``max_u u^T z(u)``,  ``z(u) in argmin_s ||s - L(u)||^4``;
@@ -29,9 +29,9 @@ eigenvector, and ``u^T L(u) -> +inf`` (the quadratic is unbounded above).
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -44,7 +44,8 @@ import nsopt
 import nsopt.implicit as ni
 from nsopt.flow import integrate
 from nsopt.oracles import autodiff
-from nsopt.papers import PresetResult
+from nsopt import validate as V
+from nsopt.presets.base import PresetResult, new_figure, numpy_seed, tuples
 
 __all__ = [
     "EXPLICIT_HESSIAN",
@@ -59,7 +60,42 @@ __all__ = [
     "lyapunov_estimate",
     "run",
     "solution_map",
+    "CLAIM",
+    "Params",
 ]
+
+CLAIM = ("gradient ascent with the pseudo-inverse implicit derivative follows the Lorenz attractor "
+         "(an Euler scheme of the Lorenz flow), explicit ascent escapes (arXiv 2106.04350 §6)")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Sizes of ``lorenz`` (defaults: full size)."""
+
+    alpha: float = 0.005
+    num_steps: int = 8000
+    explicit_steps: int = 300
+    inits: int = 4
+    perturbation: float = 1.0e-10
+    init_low: tuple[float, float, float] = (-15.0, -15.0, 5.0)
+    init_high: tuple[float, float, float] = (15.0, 15.0, 40.0)
+    transient_tau: float = 5.0
+    inexact_offset: float = 1.0e-12
+    reference_tau: float = 100.0
+
+    def __post_init__(self):
+        tuples(self)
+        V.number("alpha", self.alpha, 0, open_low=True)
+        for f in ("num_steps", "explicit_steps", "inits"):
+            V.positive_int(f, getattr(self, f))
+        for f in ("perturbation", "transient_tau", "inexact_offset", "reference_tau"):
+            V.number(f, getattr(self, f), 0, open_low=True)
+        for f in ("init_low", "init_high"):
+            if len(V.numbers_list(f, getattr(self, f))) != 3:
+                raise V.BadValue(f, list(getattr(self, f)), "it must be 3 numbers")
+        if self.transient_tau >= self.alpha * self.num_steps:
+            raise V.BadValue("transient_tau", self.transient_tau,
+                             f"it must be below alpha * num_steps = {self.alpha * self.num_steps:g}")
 
 SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
 EXPLICIT_HESSIAN = np.array([[-20.0, 38.0, 0.0], [38.0, -2.0, 0.0], [0.0, 0.0, -2 * BETA]])
@@ -138,27 +174,16 @@ def _oracle(kind: str):
     raise ValueError(f"kind must be 'implicit' or 'explicit', got {kind!r}")
 
 
-@functools.partial(jax.jit, static_argnames=("kind", "num_steps"))
-def _ascent(kind: str, u0: Array, alpha: Array, num_steps: int) -> tuple[Array, Array]:
-    oracle = _oracle(kind)
-
-    def one(u):
-        traj = nsopt.run(nsopt.sgd(alpha), oracle, _sampler, u, jax.random.key(0), num_steps, 1,
-                         objective=lambda w: -explicit_loss(w))
-        return traj.w, traj.objective
-
-    return jax.vmap(one)(u0)
-
-
 def ascent(kind: str, u0: np.ndarray, alpha: float, num_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gradient ascent (``nsopt.run``, SGD with a deterministic oracle) from each row of ``u0``.
+    """Gradient ascent (``nsopt.run_batch``, SGD with a deterministic oracle) from each row of ``u0``.
 
     ``kind="implicit"``: the pinv implicit oracle (direction ``L(u)``);
     ``kind="explicit"``: autodiff of ``u^T L(u)``.  Returns the iterates
     ``(n, num_steps + 1, 3)`` and ``u_k^T L(u_k)`` along them.
     """
-    w, obj = _ascent(kind, jnp.asarray(u0, float), jnp.asarray(alpha, float), num_steps)
-    return np.asarray(w), np.asarray(obj)
+    traj = nsopt.run_batch(nsopt.sgd(jnp.asarray(alpha, float)), _oracle(kind), _sampler,
+                           jnp.asarray(u0, float), [0], num_steps, 1, objective=lambda w: -explicit_loss(w))
+    return np.asarray(traj.w[0, :, 0]), np.asarray(traj.objective[0, :, 0])
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -188,13 +213,6 @@ def _step_check(w: np.ndarray, alpha: float) -> float:
 
 def _inits(n: int, seed: int, low: list, high: list) -> np.ndarray:
     return np.random.default_rng(seed).uniform(low, high, size=(n, 3))
-
-
-def _sizes(params: Mapping[str, Any], smoke: bool) -> dict[str, Any]:
-    p = dict(params)
-    if smoke:
-        p.update(p.get("smoke_overrides") or {})
-    return p
 
 
 @jax.jit
@@ -240,9 +258,10 @@ def lower_level_check(u: np.ndarray, offset: float) -> dict[str, Any]:
     }
 
 
-def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResult:
+def run(params: Params, key: Array) -> PresetResult:
     """Implicit (pinv) vs explicit gradient ascent; reference attractor by RK4; figure + metrics."""
-    p = _sizes(params, smoke)
+    p = dataclasses.asdict(params)
+    p["seed"] = numpy_seed(key)
     alpha, steps = float(p["alpha"]), int(p["num_steps"])
     ex_steps = int(p["explicit_steps"])
     n, eps = int(p["inits"]), float(p["perturbation"])
@@ -318,9 +337,15 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
     }
     arrays = {"implicit/w": w_imp, "implicit/w_twin": w_twin, "implicit/objective": obj_imp,
               "explicit/w": w_exp, "explicit/objective": obj_exp, "reference": ref[::4], "tau": tau}
-    fig_path = Path(run_dir) / "lorenz.png"
-    plot_lorenz(w_imp, w_exp, ref, sep, tau, tau_ex, alpha, metrics, fig_path)
-    return PresetResult(metrics=metrics, arrays=arrays, figures={"lorenz": fig_path})
+    imp, ll = metrics["implicit"], metrics["lower_level"]
+    claims = {
+        "lower_level_degenerate": ll["B_max_abs"] == 0.0 and ll["raise_policy_refuses"],
+        "implicit_ascent_is_euler_on_lorenz": imp["step_minus_alpha_L_max_rel"] < 1e-10,
+        "implicit_stays_on_attractor": imp["diverged"] == 0 and imp["dist_to_reference_attractor_median"] < 1.0,
+        "explicit_escapes": min(metrics["explicit"]["growth_rate_per_run"]) > 0,
+    }
+    fig = plot_lorenz(w_imp, w_exp, ref, sep, tau, tau_ex, alpha, metrics)
+    return PresetResult(metrics=metrics, arrays=arrays, figures={"lorenz": fig}, claims=claims)
 
 
 # ----------------------------------------------------------------------------- figure
@@ -328,16 +353,13 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
 
 def plot_lorenz(w_imp: np.ndarray, w_exp: np.ndarray, ref: np.ndarray, sep: np.ndarray,
                 tau: np.ndarray, tau_ex: np.ndarray, alpha: float, metrics: Mapping[str, Any],
-                path: Path, view_radius: float = 120.0) -> Path:
+                view_radius: float = 120.0):
     """3-D trajectories (implicit, explicit), ``||u||`` vs ``tau``, separation of nearby starts."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     mi, me = metrics["implicit"], metrics["explicit"]
-    fig = plt.figure(figsize=(14, 12), dpi=110)
-    cols = plt.get_cmap("tab10")
+    fig = new_figure(figsize=(14, 12), dpi=110)
+    cols = matplotlib.colormaps["tab10"]
     ax = fig.add_subplot(2, 2, 1, projection="3d")
     ax.plot(*ref[::2].T, color="0.75", lw=0.4, label="Lorenz flow (RK4 reference)")
     for i in range(min(3, len(w_imp))):
@@ -406,6 +428,4 @@ def plot_lorenz(w_imp: np.ndarray, w_exp: np.ndarray, ref: np.ndarray, sep: np.n
     fig.suptitle("max_u u^T z(u), z(u) = argmin_s ||s - L(u)||^4 (implicit, pinv) vs max_u u^T L(u) "
                  f"(explicit); gradient ascent, alpha = {alpha}", fontsize=13)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return fig

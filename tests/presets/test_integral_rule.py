@@ -1,18 +1,14 @@
 """Smoke preset integral_rule: oracle means match E_s D(w, s), SGD follows its (stationary) flow."""
 
-from pathlib import Path
-
 import pytest
-import yaml
-
-from nsopt.papers import run_preset
-
-CONF = Path(__file__).resolve().parents[2] / "conf" / "experiment" / "integral_rule.yaml"
 
 
-def test_integral_rule_smoke(tmp_path):
-    params = yaml.safe_load(CONF.read_text())["experiment"]
-    m = run_preset({"experiment": params, "smoke": True}, tmp_path)["metrics"]
+PRESET = "integral_rule"
+
+
+def test_integral_rule_smoke(smoke_result):
+    res, params = smoke_result
+    m = res.metrics
 
     # E_s D(0, s) = c E|s| for abs'(0) = c sign(s), 0 for a constant kink and near 0 (CLT, 4 s.e.)
     for dist, e_abs in (("uniform", 0.5), ("pm1", 1.0)):
@@ -39,4 +35,4 @@ def test_integral_rule_smoke(tmp_path):
     assert right["mean_oracle_at_0"] == -1.0 and right["after_first_visit_min"] == 0.0
     assert lat["uniform/kink_sign=0"]["visits_to_0"] == 0
     assert lat["uniform/max_diff_between_kinks"] == 0.0 and lat["pm1/max_diff_between_kinks"] > 1.0
-    assert (tmp_path / "integral_rule.png").stat().st_size > 10_000
+    assert res.figures["integral_rule"].axes

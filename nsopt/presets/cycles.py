@@ -1,7 +1,7 @@
 """Preset ``cycles``: implicit differentiation of a degenerate LP makes gradient descent cycle.
 
 Bilevel problem (Bolte, Le, Pauwels, Silveti-Falls, arXiv 2106.04350, §6 and
-slides; THEORY.md §6)::
+slides; docs/theory.md §implicit differentiation)::
 
     min_{x, y}  l(x, y) = (x - s_1)^2 + 4 (y - s_2)^2,
     s = s(x, y) in argmax { (a + b) t(x, y) : a in [0, 3], b in [0, 5] },
@@ -53,10 +53,9 @@ the line and ``t(s_0) = 0``.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -68,7 +67,8 @@ from scipy.optimize import brentq
 import nsopt
 import nsopt.implicit as ni
 from nsopt.oracles import Implicit, implicit_oracle
-from nsopt.papers import PresetResult
+from nsopt import validate as V
+from nsopt.presets.base import PresetResult, new_figure, numpy_seed, tuples
 from nsopt.prox import box
 
 __all__ = [
@@ -87,11 +87,43 @@ __all__ = [
     "make_oracle",
     "outer_loss",
     "run",
+    "CLAIM",
+    "Params",
 ]
+
+CLAIM = ("gradient descent with the pseudo-inverse implicit derivative of a degenerate LP cycles for "
+         "c = (-3, 1, 2) and converges for c = (-2, 1, 2) (arXiv 2106.04350 §6)")
 
 UPPER = (3.0, 5.0)  # the box [0, 3] x [0, 5] of (a, b)
 WEIGHTS = (1.0, 4.0)  # l = (x - s_1)^2 + 4 (y - s_2)^2
 DEGENERATE = {"lower": 0.0, "center": 0.5, "upper": 1.0}  # s on the line t = 0: h0 * u
+
+
+@dataclass(frozen=True)
+class Params:
+    """Sizes of ``cycles`` (defaults: full size)."""
+
+    versions: dict[str, tuple[float, float, float]] | None = None  # c per version; None: c2 and c3
+    degenerate: str = "center"
+    alpha: float = 0.005
+    num_steps: int = 8000
+    inits: int = 12
+    init_low: tuple[float, float] = (-1.0, -1.0)
+    init_high: tuple[float, float] = (4.0, 6.0)
+
+    def __post_init__(self):
+        if self.versions is None:
+            object.__setattr__(self, "versions", {"c2": (-2.0, 1.0, 2.0), "c3": (-3.0, 1.0, 2.0)})
+        tuples(self)
+        for name, c in self.versions.items():
+            if len(V.numbers_list(f"versions.{name}", c)) != 3:
+                raise V.BadValue(f"versions.{name}", list(c), "it must be 3 numbers (c_x, c_y, c_0)")
+        V.choice("degenerate", self.degenerate, list(DEGENERATE))
+        V.number("alpha", self.alpha, 0, open_low=True)
+        V.positive_int("num_steps", self.num_steps)
+        V.positive_int("inits", self.inits)
+        V.numbers_list("init_low", self.init_low)
+        V.numbers_list("init_high", self.init_high)
 
 
 # ----------------------------------------------------------------------------- the problem
@@ -258,34 +290,27 @@ def _sampler(key: Array) -> Array:
     return jnp.zeros(())
 
 
-def _descent_one(c: Array, h0: Array, w0: Array, alpha: Array, num_steps: int):
+def _build(config):
+    c, h0, alpha = config
     oracle = implicit_oracle(outer_loss, lp_solution_map(), (c, h0))
-    traj = nsopt.run(nsopt.sgd(alpha), oracle, _sampler, w0, jax.random.key(0), num_steps, 1,
-                     objective=lambda w: bilevel_loss(w, c, h0))
-    return traj.w, traj.objective
+    return nsopt.sgd(alpha), oracle, _sampler, lambda w: bilevel_loss(w, c, h0)
 
 
-@functools.partial(jax.jit, static_argnames=("num_steps",))
-def _descent(c: Array, h0: Array, w0: Array, alpha: Array, num_steps: int):
-    return jax.vmap(_descent_one, in_axes=(0, 0, 0, 0, None))(c, h0, w0, alpha, num_steps)
+def gradient_descent(c: Any, h0: Any, alpha: Any, w0: np.ndarray, num_steps: int):
+    """``w_{k+1} = w_k - alpha v(w_k)`` (:func:`nsopt.run_configs` with the implicit oracle, every
+    step recorded) for each configuration ``(c (n, 3), h0 (n,), alpha (n,))`` from each start ``w0 (m, 2)``.
 
-
-def gradient_descent(c: Any, h0: Any, w0: np.ndarray, alpha: Any, num_steps: int):
-    """``w_{k+1} = w_k - alpha v(w_k)`` (``nsopt.run`` with the implicit oracle, every step recorded).
-
-    One compiled, vmapped program for a batch of rows: ``c (n, 3)``, ``h0 (n,)``,
-    ``w0 (n, 2)``, ``alpha (n,)`` (each broadcast from a single value if needed).
-    Returns ``(w, loss)``: iterates ``(n, num_steps + 1, 2)`` and the true bilevel
-    loss ``l(w_k, s(w_k))`` along them.
+    One compiled program.  Returns ``(w, loss)``: iterates ``(n, m, num_steps + 1, 2)`` and the
+    true bilevel loss ``l(w_k, s(w_k))`` along them.
     """
     w0 = np.atleast_2d(np.asarray(w0, float))
-    n = len(w0)
-    c = np.broadcast_to(np.asarray(c, float), (n, 3))
+    c = np.atleast_2d(np.asarray(c, float))
+    n = len(c)
     h0 = np.broadcast_to(np.asarray(h0, float), (n,))
     alpha = np.broadcast_to(np.asarray(alpha, float), (n,))
-    w, loss = _descent(jnp.asarray(c), jnp.asarray(h0), jnp.asarray(w0), jnp.asarray(alpha),
-                       num_steps)
-    return np.asarray(w), np.asarray(loss)
+    configs = tuple(jnp.asarray(x) for x in (c, h0, alpha))
+    traj = nsopt.run_configs(_build, configs, jnp.asarray(w0), [0], num_steps, 1)
+    return np.asarray(traj.w[:, 0, :, 0]), np.asarray(traj.objective[:, 0, :, 0])
 
 
 def derivative_on_line(c: Any, h0: float) -> dict[str, float]:
@@ -339,68 +364,55 @@ def _version_metrics(c: list, h0: float, w: np.ndarray, loss: np.ndarray, st: di
     }
 
 
-def _inits(n: int, seed: int, low: list, high: list) -> np.ndarray:
+def _inits(n: int, seed: int, low: Any, high: Any) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.uniform(low, high, size=(n, 2))
 
 
-def _sizes(params: Mapping[str, Any], smoke: bool) -> dict[str, Any]:
-    p = dict(params)
-    if smoke:
-        p.update(p.get("smoke_overrides") or {})
-    return p
-
-
-def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResult:
+def run(params: Params, key: Array) -> PresetResult:
     """Gradient descent with the pinv implicit oracle for each ``c``, several starts; figure + metrics."""
-    p = _sizes(params, smoke)
-    alpha, steps = float(p["alpha"]), int(p["num_steps"])
-    versions = {str(k): [float(x) for x in v] for k, v in p["versions"].items()}
-    if p["degenerate"] not in DEGENERATE:
-        raise ValueError(f"experiment.degenerate must be one of {list(DEGENERATE)}, got {p['degenerate']!r}")
-    h0 = DEGENERATE[p["degenerate"]]
-    w0 = _inits(int(p["inits"]), int(p["seed"]), p["init_low"], p["init_high"])
+    p = params
+    alpha, steps = float(p.alpha), int(p.num_steps)
+    versions = {str(k): [float(x) for x in v] for k, v in p.versions.items()}
+    h0 = DEGENERATE[p.degenerate]
+    w0 = _inits(p.inits, numpy_seed(key), list(p.init_low), list(p.init_high))
 
-    metrics: dict[str, Any] = {"alpha": alpha, "num_steps": steps, "inits": len(w0),
-                               "degenerate": p["degenerate"]}
+    metrics: dict[str, Any] = {"alpha": alpha, "num_steps": steps, "inits": len(w0), "degenerate": p.degenerate}
     arrays: dict[str, np.ndarray] = {"w0": w0}
 
-    # One batch of rows (c, h0, w0, alpha): every version from every start; for the last
-    # version (c = (-3, 1, 2) in the config) also the other degenerate choices, half the
-    # step, and starts at the box centre (exactly, and perturbed by 1e-6).
+    # One program over configurations (c, h0, alpha) x starts: every version; for the last
+    # version (c = (-3, 1, 2) in the config) also the other degenerate choices and half the
+    # step; the starts are w0 and the box centre (exactly, and perturbed by 1e-6).
     n = len(w0)
     names = list(versions)
     last = versions[names[-1]]
     others = [h for h in DEGENERATE.values() if h != h0]
     centre = np.asarray(UPPER) / 2
-    rows: list[tuple] = []
-    for name in names:
-        rows += [(versions[name], h0, w, alpha) for w in w0]
-    rows += [(last, h, w, alpha) for h in others for w in w0]
-    rows += [(last, h0, w0[0], alpha / 2)]
-    rows += [(last, h0, centre, alpha), (last, h0, centre + np.array([1e-6, 0.0]), alpha)]
-    cols = [np.stack([np.asarray(r[i], float) for r in rows]) for i in range(4)]
-    w_all, loss_all = gradient_descent(*cols, steps)
+    configs = [(versions[name], h0, alpha) for name in names]
+    configs += [(last, h, alpha) for h in others] + [(last, h0, alpha / 2)]
+    starts = np.concatenate([w0, centre[None], (centre + np.array([1e-6, 0.0]))[None]])
+    cols = [np.stack([np.asarray(r[i], float) for r in configs]) for i in range(3)]
+    w_all, loss_all = gradient_descent(*cols, starts, steps)
 
     runs = {}
     for j, name in enumerate(names):
         c = versions[name]
-        w, loss = w_all[j * n:(j + 1) * n], loss_all[j * n:(j + 1) * n]
+        w, loss = w_all[j, :n], loss_all[j, :n]
         st = cycle_stats(w, c, h0, alpha)
         runs[name] = (c, w, loss, st)
         arrays[f"{name}/w"], arrays[f"{name}/loss"] = w, loss
         metrics[name] = _version_metrics(c, h0, w, loss, st, steps)
 
-    off = len(names) * n
+    off = len(names)
     last_name = names[-1]
     m = metrics[last_name]
     m["max_diff_other_degenerate_choices"] = {
-        k: float(np.max(np.abs(w_all[off + i * n:off + (i + 1) * n] - runs[last_name][1])))
+        k: float(np.max(np.abs(w_all[off + i, :n] - runs[last_name][1])))
         for i, k in enumerate(k for k, h in DEGENERATE.items() if h != h0)}
-    off += len(others) * n
-    st_half = cycle_stats(w_all[off:off + 1], last, h0, alpha / 2)
+    off += len(others)
+    st_half = cycle_stats(w_all[off, :1], last, h0, alpha / 2)
     m["period_tau_half_step"] = float(st_half["period_tau"][0])
-    w_c, loss_c = w_all[off + 1:off + 3], loss_all[off + 1:off + 3]
+    w_c, loss_c = w_all[len(names) - 1, n:], loss_all[len(names) - 1, n:]
     st_c = cycle_stats(w_c, last, h0, alpha)
     m["centre_start"] = {
         "moved": float(np.max(np.abs(w_c[0] - centre))),
@@ -412,24 +424,23 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
     metrics["cycling_versions"] = [k for k in names if metrics[k]["runs_cycling"] == n]
     metrics["converging_versions"] = [k for k in names if metrics[k]["runs_converged"] == n]
 
-    fig_path = Path(run_dir) / "cycles.png"
-    plot_cycles(runs, h0, alpha, fig_path)
-    return PresetResult(metrics=metrics, arrays=arrays, figures={"cycles": fig_path})
+    claims = {"cycling_versions": metrics["cycling_versions"] == [k for k in names if versions[k][0] == -3.0],
+              "converging_versions": metrics["converging_versions"] == [k for k in names if versions[k][0] == -2.0],
+              "centre_start_stays": m["centre_start"]["moved"] == 0.0}
+    fig = plot_cycles(runs, h0, alpha)
+    return PresetResult(metrics=metrics, arrays=arrays, figures={"cycles": fig}, claims=claims)
 
 
 # ----------------------------------------------------------------------------- figure
 
 
-def plot_cycles(runs: Mapping[str, tuple], h0: float, alpha: float, path: Path) -> Path:
+def plot_cycles(runs: Mapping[str, tuple], h0: float, alpha: float):
     """Trajectories in the (x, y) plane (one panel per ``c``), distance to the field's zeros, loss."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = list(runs)
-    fig, axes = plt.subplots(2, 2, figsize=(14, 13), dpi=110,
-                             gridspec_kw={"height_ratios": [1.35, 1]})
+    fig = new_figure(figsize=(14, 13), dpi=110)
+    axes = fig.subplots(2, 2, gridspec_kw={"height_ratios": [1.35, 1]})
     xs = np.linspace(-1.5, 4.5, 301)
     ys = np.linspace(-1.5, 6.5, 301)
     gx, gy = np.meshgrid(xs, ys)
@@ -440,7 +451,7 @@ def plot_cycles(runs: Mapping[str, tuple], h0: float, alpha: float, path: Path) 
         t = c[0] * gx + c[1] * gy + c[2]
         ax.contourf(gx, gy, t > 0, levels=[-0.5, 0.5, 1.5], colors=["#fde7c8", "#d7e8f7"], alpha=0.9)
         ax.plot(xs, -(c[0] * xs + c[2]) / c[1], "k--", lw=1.8, label="degenerate line c.(x, y, 1) = 0")
-        cmap = plt.get_cmap("viridis")
+        cmap = matplotlib.colormaps["viridis"]
         n = len(w)
         for i in range(n):
             col = cmap(i / max(n - 1, 1))
@@ -494,6 +505,4 @@ def plot_cycles(runs: Mapping[str, tuple], h0: float, alpha: float, path: Path) 
     fig.suptitle("Gradient descent with the pseudo-inverse implicit derivative of a degenerate LP "
                  f"(alpha = {alpha})", fontsize=13)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return fig

@@ -1,6 +1,6 @@
 """Artificial critical points created by autodiff, and why SGD / heavy ball avoid them.
 
-Objective (THEORY.md §1, §5), with ``g(u) = relu(u) - relu(-u)`` (``= u``):
+Objective (Bolte-Pauwels 2020, arXiv 1909.10300; docs/theory.md §artificial critical points), with ``g(u) = relu(u) - relu(-u)`` (``= u``):
 
     f(w, xi) = 1/2 (g(w_1) - 1)^2 + |w_2| + <xi, w>,    xi ~ N(0, noise^2 I_2),
     F(w)     = 1/2 (w_1 - 1)^2 + |w_2|.
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import equinox as eqx
@@ -45,66 +45,61 @@ from jax import Array
 
 import nsopt
 from nsopt.flow import criticality, phase_portrait
-from nsopt.oracles import abs as kabs
-from nsopt.oracles import relu
-from nsopt.papers import PresetResult
-from nsopt.problems import Problem
+from nsopt import validate as V
+from nsopt.presets.base import PresetResult, new_figure, tuples
+from nsopt.problems.kinked_line import KinkedLine, kinked_line
 from nsopt.schedules import inverse_power
 
-__all__ = ["KinkedLine", "avoidance", "criticality_table", "kinked_line", "run"]
+__all__ = ["CLAIM", "Params", "avoidance", "criticality_table", "run"]
+
+CLAIM = ("autodiff with relu'(0) = 0 creates an artificial critical point (0, 0); SGD and heavy ball "
+         "from random inits and step scales avoid it")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Sizes of ``artificial_critical`` (defaults: full size)."""
+
+    noise: float = 0.3
+    kink_relu: float = 0.0
+    kink_abs: float = 0.0
+    init_box: tuple[float, float, float, float] = (-2.0, -0.25, -1.0, 1.0)
+    seeds: int = 16
+    inits: int = 16
+    scales: int = 4
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    a: float = 0.5
+    b: float = 10.0
+    p: float = 0.75
+    momentum_c: float = 1.0
+    num_steps: int = 2000
+    record_every: int = 1
+    radius: float = 0.1
+    crit_radii: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+    crit_samples: int = 64
+
+    def __post_init__(self):
+        tuples(self)
+        V.number("noise", self.noise, 0)
+        V.number("kink_relu", self.kink_relu, 0, 1)
+        V.number("kink_abs", self.kink_abs, -1, 1)
+        box = V.numbers_list("init_box", self.init_box)
+        if len(box) != 4 or box[0] >= box[1] or box[2] >= box[3]:
+            raise V.BadValue("init_box", list(self.init_box), "it must be [lo_1, hi_1, lo_2, hi_2] with lo < hi")
+        for f in ("seeds", "inits", "scales", "num_steps", "record_every", "crit_samples"):
+            V.positive_int(f, getattr(self, f))
+        lo, hi = V.numbers_list("scale_range", self.scale_range, 0, open_low=True)
+        if lo > hi:
+            raise V.BadValue("scale_range", list(self.scale_range), "it must be [low, high] with low <= high")
+        V.number("a", self.a, 0, open_low=True)
+        V.number("b", self.b, 0, open_low=True)
+        V.number("p", self.p, 0, 1, open_low=True)
+        V.number("momentum_c", self.momentum_c, 0, open_low=True)
+        V.number("radius", self.radius, 0, open_low=True)
+        V.numbers_list("crit_radii", self.crit_radii, 0, open_low=True)
 
 ARTIFICIAL = (0.0, 0.0)
 MINIMIZER = (1.0, 0.0)
-
-
-class KinkedLine(Problem):
-    """``f(w, xi) = 1/2 (relu(w_1) - relu(-w_1) - 1)^2 + |w_2| + <xi, w>`` (see the module doc).
-
-    ``relu_kink = relu'(0)``, ``abs_kink = abs'(0)``; inits uniform on
-    ``[lo_1, hi_1] x [lo_2, hi_2]`` (``w_1 < 0``: every flow line crosses ``w_1 = 0``).
-    """
-
-    noise: Array
-    relu_kink: Array
-    abs_kink: Array
-    box: tuple[float, float, float, float] = eqx.field(static=True, default=(-2.0, -0.25, -1.0, 1.0))
-
-    @property
-    def name(self) -> str:
-        return "kinked_line"
-
-    @property
-    def dim(self) -> int:
-        return 2
-
-    def g(self, u: Array) -> Array:
-        """``relu(u) - relu(-u) = u``, with autodiff derivative ``2 relu'(0)`` at ``u = 0``."""
-        return relu(u, self.relu_kink) - relu(-u, self.relu_kink)
-
-    def F(self, w: Array) -> Array:
-        return 0.5 * (self.g(w[0]) - 1.0) ** 2 + kabs(w[1], self.abs_kink)
-
-    def loss(self, w: Array, xi: Array) -> Array:
-        return self.F(w) + jnp.dot(xi, w)
-
-    def sampler(self, key: Array) -> Array:
-        return self.noise * jax.random.normal(key, (2,), self.noise.dtype)
-
-    def init(self, key: Array) -> Array:
-        lo1, hi1, lo2, hi2 = self.box
-        lo = jnp.asarray([lo1, lo2], self.noise.dtype)
-        hi = jnp.asarray([hi1, hi2], self.noise.dtype)
-        return jax.random.uniform(key, (2,), self.noise.dtype, lo, hi)
-
-
-def kinked_line(noise: float = 0.3, relu_kink: float = 0.0, abs_kink: float = 0.0,
-                box: tuple[float, float, float, float] = (-2.0, -0.25, -1.0, 1.0)) -> KinkedLine:
-    """Build :class:`KinkedLine` in the current default float precision."""
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise!r}")
-    f = jnp.result_type(float)
-    return KinkedLine(jnp.asarray(noise, f), jnp.asarray(relu_kink, f), jnp.asarray(abs_kink, f),
-                      tuple(float(b) for b in box))
 
 
 def avoidance(w_final: np.ndarray, radius: float) -> dict[str, float]:
@@ -156,57 +151,46 @@ def _field_norms(problem: KinkedLine, pts: Array) -> Array:
     return jax.vmap(lambda w: jnp.linalg.norm(problem.field(w)))(pts)
 
 
-@eqx.filter_jit
-def _contrived_finals(alg, relu_kinks: Array, abs_kink: Array, w0: Array, num_steps: int) -> Array:
-    """Final iterates from ``w0`` without noise, one per ``relu'(0)`` in ``relu_kinks`` (vmapped)."""
+def _contrived_finals(alg, kinks_relu: Array, kink_abs: Array, w0: Array, num_steps: int) -> Array:
+    """Final iterates from ``w0`` without noise, one per ``relu'(0)`` in ``kinks_relu`` (one program)."""
 
-    def one(kink: Array) -> Array:
-        quiet = KinkedLine(jnp.zeros((), w0.dtype), kink, abs_kink)
-        traj = nsopt.run(alg, quiet.oracle(), quiet.sampler, w0, jax.random.key(0), num_steps, num_steps)
-        return traj.w[-1]
+    def build(kink):
+        quiet = KinkedLine(jnp.zeros((), w0.dtype), kink, kink_abs)
+        return alg, quiet.oracle(), quiet.sampler, None
 
-    return jax.vmap(one)(relu_kinks)
-
-
-def _merged(params: Mapping[str, Any], smoke: bool) -> dict[str, Any]:
-    p = {k: v for k, v in params.items() if k != "smoke_overrides"}
-    if smoke:
-        p.update(params.get("smoke_overrides") or {})
-    return p
+    traj = nsopt.run_configs(build, kinks_relu, w0[None], [0], num_steps, num_steps)
+    return traj.w[:, 0, 0, 0, -1]
 
 
-def _algorithms(p: Mapping[str, Any]) -> dict[str, nsopt.algorithms.Algorithm]:
-    alpha = inverse_power(p["a"], p["b"], p["p"])
+def _algorithms(p: Params) -> dict[str, nsopt.algorithms.Algorithm]:
+    alpha = inverse_power(p.a, p.b, p.p)
     return {
         "sgd": nsopt.sgd(alpha),
-        "heavy_ball": nsopt.heavy_ball(alpha, nsopt.proportional(p["momentum_c"], alpha)),
+        "heavy_ball": nsopt.heavy_ball(alpha, nsopt.proportional(p.momentum_c, alpha)),
     }
 
 
-def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResult:
+def run(params: Params, key: Array) -> PresetResult:
     """Avoidance shares (one ``run_batch`` per algorithm), contrived runs, criticality table."""
-    p = _merged(params, smoke)
-    run_dir = Path(run_dir)
-    key = jax.random.key(int(p["seed"]))
+    p = params
     k_init, k_scale, k_crit = jax.random.split(key, 3)
-    problem = kinked_line(p["noise"], p["relu_kink"], p["abs_kink"], tuple(p["init_box"]))
-    w0 = problem.inits(k_init, int(p["inits"]))
-    scales = jax.random.uniform(k_scale, (int(p["num_scales"]),), w0.dtype,
-                                p["scale_range"][0], p["scale_range"][1])
-    n_steps, every = int(p["num_steps"]), int(p["record_every"])
+    problem = kinked_line(p.noise, p.kink_relu, p.kink_abs, tuple(p.init_box))
+    w0 = problem.inits(k_init, p.inits)
+    scales = jax.random.uniform(k_scale, (p.scales,), w0.dtype, p.scale_range[0], p.scale_range[1])
+    n_steps, every = p.num_steps, p.record_every
     algs = _algorithms(p)
 
-    metrics: dict[str, Any] = {"runs_per_algorithm": int(p["seeds"]) * int(p["inits"]) * int(p["num_scales"]),
-                               "scales": [float(s) for s in scales], "radius": float(p["radius"])}
+    metrics: dict[str, Any] = {"runs_per_algorithm": p.seeds * p.inits * p.scales,
+                               "scales": [float(s) for s in scales], "radius": float(p.radius)}
     arrays: dict[str, np.ndarray] = {}
     trajs = {}
     for name, alg in algs.items():
         t0 = time.perf_counter()
-        traj = nsopt.run_batch(alg, problem.oracle(), problem.sampler, w0, int(p["seeds"]), n_steps,
+        traj = nsopt.run_batch(alg, problem.oracle(), problem.sampler, w0, p.seeds, n_steps,
                                every, scales=scales, objective=problem.F)
         w = np.asarray(traj.w)  # (seeds, inits, scales, R, 2)
         trajs[name] = w
-        share = avoidance(w[..., -1, :], p["radius"])
+        share = avoidance(w[..., -1, :], p.radius)
         d_art = np.linalg.norm(w, axis=-1)
         share["recorded_iterates"] = int(np.prod(w.shape[:-1]))
         share["iterates_with_w1_exactly_0"] = int(np.sum(w[..., 0] == 0))
@@ -218,10 +202,10 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
         arrays[f"{name}/closest_approach"] = d_art.min(axis=-1)
 
     # contrived start exactly at the artificial point: no noise, relu'(0) = 0 (stays) or 1/2 (leaves)
-    kinks = jnp.asarray([p["relu_kink"], 0.5], w0.dtype)
+    kinks = jnp.asarray([p.kink_relu, 0.5], w0.dtype)
     contrived = {}
     for name, alg in algs.items():
-        wf = np.asarray(_contrived_finals(alg, kinks, jnp.asarray(p["abs_kink"], w0.dtype),
+        wf = np.asarray(_contrived_finals(alg, kinks, jnp.asarray(p.kink_abs, w0.dtype),
                                           jnp.asarray(ARTIFICIAL, w0.dtype), n_steps))
         for kink, w_end in zip(np.asarray(kinks), wf):
             contrived[f"{name}/relu_kink={float(kink):g}"] = {
@@ -231,9 +215,9 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
             }
     metrics["contrived_no_noise"] = contrived
 
-    radii = np.asarray(p["crit_radii"], dtype=float)
+    radii = np.asarray(p.crit_radii, dtype=float)
     points = {"artificial (0, 0)": ARTIFICIAL, "minimizer (1, 0)": MINIMIZER}
-    table = criticality_table(problem, points, radii, k_crit, int(p["crit_samples"]))
+    table = criticality_table(problem, points, radii, k_crit, p.crit_samples)
     norms = _field_norms(problem, jnp.asarray(list(points.values()), w0.dtype))
     field_norms = {label: float(norms[i]) for i, label in enumerate(points)}
     metrics["criticality"] = {
@@ -248,19 +232,24 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
     for label, v in table.items():
         arrays[f"criticality/{label.split()[0]}"] = v
 
-    fig_path = run_dir / "artificial_critical.png"
-    _figure(problem, trajs, metrics, table, radii, p).savefig(fig_path, dpi=110)
-    return PresetResult(metrics=metrics, arrays=arrays, figures={"artificial_critical": fig_path})
+    claims = {
+        f"{name}/avoids_artificial_point": metrics[name]["share_at_artificial"] == 0.0
+        and metrics[name]["share_at_minimizer"] >= 0.99 for name in algs}
+    for name in algs:
+        claims[f"{name}/contrived_start_stays"] = contrived[f"{name}/relu_kink={p.kink_relu:g}"]["stayed_exactly"]
+    crit = metrics["criticality"]
+    claims["artificial_point_not_clarke_critical"] = min(crit["artificial_lower_bound"]) > 0.5
+    claims["minimizer_clarke_critical"] = max(crit["minimizer_distance"]) < 2e-3
+    fig = _figure(problem, trajs, metrics, table, radii, p)
+    return PresetResult(metrics=metrics, arrays=arrays, figures={"artificial_critical": fig}, claims=claims)
 
 
 def _figure(problem, trajs, metrics, table, radii, p):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(15, 4.8), layout="constrained")
+    fig = new_figure(figsize=(15, 4.8), layout="constrained", dpi=110)
     ax1, ax2, ax3 = fig.subplots(1, 3, width_ratios=[1.15, 1, 1])
     paths = trajs["sgd"][0, :6, 0]  # seed 0, six inits, first scale
     phase_portrait(problem.field, paths, bounds=(-2.2, 1.5, -1.1, 1.1), ax=ax1,
-                   title=f"SGD paths over the flow of $-D_F$ (relu'(0) = {p['relu_kink']:g})")
+                   title=f"SGD paths over the flow of $-D_F$ (relu'(0) = {p.kink_relu:g})")
     ax1.plot(*ARTIFICIAL, "rX", ms=12, label="artificial critical (0, 0)")
     ax1.plot(*MINIMIZER, "g*", ms=14, label="minimizer (1, 0)")
     ax1.legend(loc="lower right", fontsize="small")
@@ -272,10 +261,10 @@ def _figure(problem, trajs, metrics, table, radii, p):
         at_min.append(metrics[name]["share_at_minimizer"])
         at_art.append(metrics[name]["share_at_artificial"])
     for name in ("sgd", "heavy_ball"):
-        c = metrics["contrived_no_noise"][f"{name}/relu_kink={p['relu_kink']:g}"]
+        c = metrics["contrived_no_noise"][f"{name}/relu_kink={p.kink_relu:g}"]
         labels.append(f"{short[name]}\n$w_0 = (0,0)$\nno noise")
-        at_min.append(float(c["distance_to_minimizer"] < p["radius"]))
-        at_art.append(float(np.linalg.norm(c["w_final"]) < p["radius"]))
+        at_min.append(float(c["distance_to_minimizer"] < p.radius))
+        at_art.append(float(np.linalg.norm(c["w_final"]) < p.radius))
     x = np.arange(len(labels))
     ax2.bar(x - 0.2, at_min, 0.4, label="ends near minimizer (1, 0)", color="tab:green")
     ax2.bar(x + 0.2, at_art, 0.4, label="ends near artificial (0, 0)", color="tab:red")
@@ -283,7 +272,7 @@ def _figure(problem, trajs, metrics, table, radii, p):
         ax2.text(xi - 0.2, a + 0.02, f"{a:.3g}", ha="center", fontsize=8)
         ax2.text(xi + 0.2, b + 0.02, f"{b:.3g}", ha="center", fontsize=8)
     ax2.set_xticks(x, labels, fontsize=8)
-    ax2.set(ylim=(0, 1.35), ylabel=f"share of runs (final distance < {p['radius']:g})",
+    ax2.set(ylim=(0, 1.35), ylabel=f"share of runs (final distance < {p.radius:g})",
             title=f"{metrics['runs_per_algorithm']} runs per algorithm (one run_batch each)")
     ax2.legend(loc="upper center", ncol=2, fontsize="small")
 
@@ -294,7 +283,7 @@ def _figure(problem, trajs, metrics, table, radii, p):
     ax3.set_yscale("symlog", linthresh=1e-4)
     ax3.set(ylim=(0, 2), xlabel=r"sampling radius $\rho$",
             ylabel=r"dist$(0, \mathrm{conv}\{D(w + \rho u_i)\})$",
-            title=f"gradient-sampling criticality ({p['crit_samples']} samples)")
+            title=f"gradient-sampling criticality ({p.crit_samples} samples)")
     ax3.legend(loc="center right", fontsize="small")
     ax3.grid(True, which="both", alpha=0.3)
     fig.suptitle(r"$F(w) = \frac{1}{2}(\mathrm{relu}(w_1) - \mathrm{relu}(-w_1) - 1)^2 + |w_2|$, "

@@ -6,11 +6,11 @@ monotone DEQ layer (Winston & Kolter 2020; :mod:`nsopt.problems.deq`)
     z* = relu(W z* + U x + b),     W = (1 - m) I - A^T A + B - B^T,   m > 0,
 
 found by Peaceman-Rachford splitting and differentiated by the nonsmooth implicit
-function theorem (Bolte, Le, Pauwels, Silveti-Falls, arXiv 2106.04350; THEORY.md
-§2-§3): ``B = D W - I`` is invertible for every ``D = diag(relu')`` in ``[0, 1]``,
+function theorem (Bolte, Le, Pauwels, Silveti-Falls, arXiv 2106.04350;
+docs/theory.md §implicit differentiation): ``B = D W - I`` is invertible for every ``D = diag(relu')`` in ``[0, 1]``,
 so backprop through the layer returns an element of a conservative field of the
-(path differentiable, definable) training loss.  THEORY.md §6 ("training with
-implicit semialgebraic layers"): nonsmooth SGD ``w_{k+1} = w_k - alpha_k v_k`` and
+(path differentiable, definable) training loss.  Training with implicit
+semialgebraic layers (arXiv 2106.04350 §6): nonsmooth SGD ``w_{k+1} = w_k - alpha_k v_k`` and
 the heavy ball ``w_{k+1} = w_k - alpha_k y_k, y_{k+1} = beta_k v_{k+1} + (1 - beta_k) y_k``
 with ``alpha in l^2 \\ l^1`` make the loss converge.
 
@@ -24,9 +24,10 @@ and test accuracy ``>= min_test_accuracy``, with every forward solve converged.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import equinox as eqx
@@ -36,10 +37,14 @@ import numpy as np
 from jax import Array
 
 import nsopt
-from nsopt.papers import PresetResult
+from nsopt import validate as V
+from nsopt.presets.base import PresetResult, new_figure
 from nsopt.problems.deq import DEQDigits, deq_digits
 
-__all__ = ["ALGORITHMS", "run"]
+__all__ = ["ALGORITHMS", "CLAIM", "Params", "run"]
+
+CLAIM = ("nonsmooth SGD and stochastic heavy ball train a monotone DEQ on load_digits with implicit "
+         "gradients: every run divides the loss by loss_factor and reaches min_test_accuracy")
 
 ALGORITHMS = ("sgd", "heavy_ball")
 LABELS = {"sgd": "nonsmooth SGD", "heavy_ball": "stochastic heavy ball"}
@@ -48,11 +53,42 @@ PROBLEM_KEYS = ("hidden", "m", "kink", "batch_size", "solver", "tol", "max_steps
                 "linear_solve", "data_seed")
 
 
-def _merged(params: Mapping[str, Any], smoke: bool) -> dict[str, Any]:
-    p = {k: v for k, v in params.items() if k != "smoke_overrides"}
-    if smoke:
-        p.update(params.get("smoke_overrides") or {})
-    return p
+@dataclass(frozen=True)
+class Params:
+    """Sizes of ``deq_digits`` (defaults: full size); the init is drawn from the run's key."""
+
+    hidden: int = 24
+    m: float = 0.5
+    kink: float = 0.0
+    batch_size: int = 32
+    solver: str = "peaceman_rachford"
+    tol: float | None = None
+    max_steps: int = 100
+    backward: str = "implicit"
+    linear_solve: str = "dense"
+    data_seed: int = 0
+    a0: float = 0.5
+    b: float = 100.0
+    p: float = 0.6
+    r: float = 1.0
+    seeds: int = 4
+    num_steps: int = 1000
+    record_every: int = 50
+    loss_factor: float = 20.0
+    min_test_accuracy: float = 0.93
+
+    def __post_init__(self):
+        for f in ("hidden", "batch_size", "max_steps", "seeds", "num_steps", "record_every"):
+            V.positive_int(f, getattr(self, f))
+        V.integer("data_seed", self.data_seed, 0)
+        V.number("m", self.m, 0, 1, open_low=True)
+        V.number("kink", self.kink, 0, 1)
+        if self.tol is not None:
+            V.number("tol", self.tol, 0, open_low=True)
+        for f in ("a0", "b", "p", "r"):
+            V.number(f, getattr(self, f), 0, open_low=True)
+        V.number("loss_factor", self.loss_factor, 1)
+        V.number("min_test_accuracy", self.min_test_accuracy, 0, 1)
 
 
 def _algorithm(name: str, p: Mapping[str, Any]):
@@ -83,10 +119,11 @@ def _evaluate(problem: DEQDigits, w: Any) -> dict[str, Array]:
     }
 
 
-def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResult:
-    p = _merged(params, smoke)
-    problem = deq_digits(**{k: p[k] for k in PROBLEM_KEYS if k in p})
-    w0 = problem.inits(jax.random.key(int(p["init_seed"])), 1)
+def run(params: Params, key: Array) -> PresetResult:
+    """Train with both algorithms from one initialization on the same minibatch sequences."""
+    p = dataclasses.asdict(params)
+    problem = deq_digits(**{k: p[k] for k in PROBLEM_KEYS})
+    w0 = problem.inits(key, 1)
     seeds, steps, every = int(p["seeds"]), int(p["num_steps"]), int(p["record_every"])
     metrics: dict[str, Any] = {
         "dim": problem.dim,
@@ -142,9 +179,9 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
     metrics["claim_holds"] = all(metrics[n]["claim_holds"] for n in ALGORITHMS)
     title = (f"Monotone DEQ (h = {p['hidden']}, m = {p['m']}) on load_digits: "
              f"{seeds} runs per algorithm, batch {p['batch_size']}")
-    fig_path = Path(run_dir) / "deq_digits.png"
-    _figure(k, curves, metrics, title, p).savefig(fig_path, dpi=120)
-    return PresetResult(metrics=metrics, arrays=arrays, figures={"deq_digits": fig_path})
+    claims = {f"{n}/loss_and_accuracy": metrics[n]["claim_holds"] for n in ALGORITHMS}
+    fig = _figure(k, curves, metrics, title, p)
+    return PresetResult(metrics=metrics, arrays=arrays, figures={"deq_digits": fig}, claims=claims)
 
 
 def _band(ax, k, values, name, label):
@@ -154,9 +191,7 @@ def _band(ax, k, values, name, label):
 
 
 def _figure(k, curves, metrics, title, p):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    fig = new_figure(figsize=(11, 4.4), layout="constrained", dpi=120)
     ax1, ax2 = fig.subplots(1, 2)
     for name in ALGORITHMS:
         _band(ax1, k, curves[name]["loss"], name, LABELS[name])

@@ -1,6 +1,6 @@
 """Integral rule: SGD follows the expected conservative field, not Clarke's subdifferential of F.
 
-THEORY.md §4 (Bolte-Le-Pauwels 2022, "subgradient sampling"): for ``f(w, s) = s |w|``
+docs/theory.md §integral rule (Bolte-Le-Pauwels 2022, arXiv 2206.08216, "subgradient sampling"): for ``f(w, s) = s |w|``
 with ``E[s] = 0``,
 
     F(w) = E_s f(w, s) = 0,        d^c F(0) = {0},
@@ -37,8 +37,8 @@ What the preset shows:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from pathlib import Path
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import equinox as eqx
@@ -49,40 +49,64 @@ from jax import Array
 
 import nsopt
 from nsopt.flow import apt_distance, apt_figure
-from nsopt.oracles import abs as kabs
+from nsopt import validate as V
 from nsopt.oracles import autodiff
-from nsopt.papers import PresetResult
+from nsopt.presets.base import PresetResult, new_figure, tuples
+from nsopt.problems.signed_abs import SignedAbs
 from nsopt.schedules import InversePower
 
-__all__ = ["DISTRIBUTIONS", "Setting", "SignedAbs", "expected_field_at_kink", "oracle_means", "run"]
+__all__ = ["CLAIM", "DISTRIBUTIONS", "Params", "Setting", "expected_field_at_kink", "oracle_means", "run"]
+
+CLAIM = ("for f(w, s) = s |w| with E[s] = 0, autodiff's oracle mean at the kink is E[D(0, s)] "
+         "(the expected conservative field), not the Clarke subdifferential of F = 0")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Sizes of ``integral_rule`` (defaults: full size)."""
+
+    num_samples: int = 200000
+    delta: float = 1.0e-3
+    const_kinks: tuple[float, ...] = (-1.0, 0.0, 1.0)
+    sign_kinks: tuple[float, ...] = (-1.0, -0.5, 0.0, 0.5, 1.0)
+    seeds: int = 32
+    inits: int = 16
+    scales: int = 4
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    a: float = 0.5
+    b: float = 10.0
+    p: float = 0.75
+    num_steps: int = 2000
+    near_radius: float = 0.05
+    T: float = 1.0
+    num_times: int = 60
+    paths_shown: int = 12
+    lattice_step: float = 0.0625
+    lattice_start: float = 0.25
+    lattice_kinks: tuple[float, ...] = (0.0, 1.0, -1.0)
+    lattice_seeds: int = 256
+
+    def __post_init__(self):
+        tuples(self)
+        for f in ("num_samples", "seeds", "inits", "scales", "num_steps", "num_times", "paths_shown",
+                  "lattice_seeds"):
+            V.positive_int(f, getattr(self, f))
+        V.number("delta", self.delta, 0, open_low=True)
+        V.numbers_list("const_kinks", self.const_kinks, -1, 1)
+        V.numbers_list("sign_kinks", self.sign_kinks, -1, 1)
+        V.numbers_list("lattice_kinks", self.lattice_kinks, -1, 1)
+        lo, hi = V.numbers_list("scale_range", self.scale_range, 0, open_low=True)
+        if lo > hi:
+            raise V.BadValue("scale_range", list(self.scale_range), "it must be [low, high] with low <= high")
+        V.number("a", self.a, 0, open_low=True)
+        V.number("b", self.b, 0, open_low=True)
+        V.number("p", self.p, 0, 1, open_low=True)
+        for f in ("near_radius", "T", "lattice_step"):
+            V.number(f, getattr(self, f), 0, open_low=True)
+        V.number("lattice_start", self.lattice_start)
 
 #: ``name -> (E|s|, E[s^2])``
 DISTRIBUTIONS = {"uniform": (0.5, 1.0 / 3.0), "pm1": (1.0, 1.0)}
-
-
-class SignedAbs(eqx.Module):
-    """``f(w, s) = s |w|`` with ``abs'(0) = kink_const + kink_sign * sign(s)``.
-
-    ``s ~ U[-1, 1]`` (``pm1 = False``) or ``s = +-1`` with probability 1/2
-    (``pm1 = True``).  Every field is an array, so a batch of settings is vmapped.
-    """
-
-    pm1: Array
-    kink_const: Array
-    kink_sign: Array
-
-    def loss(self, w: Array, s: Array) -> Array:
-        kink = self.kink_const + self.kink_sign * jnp.sign(s)
-        return s * kabs(w[0], kink)
-
-    def sampler(self, key: Array) -> Array:
-        dtype = self.kink_const.dtype
-        u = jax.random.uniform(key, (), dtype, -1.0, 1.0)
-        return jnp.where(self.pm1, jnp.where(u >= 0, 1.0, -1.0).astype(dtype), u)
-
-    def F(self, w: Array) -> Array:
-        """``E_s s |w| = 0``."""
-        return jnp.zeros((), w.dtype)
 
 
 class Setting(eqx.Module):
@@ -130,15 +154,9 @@ def _oracle_stats(selections: Array, points: Array, s: Array, pm1: Array) -> tup
     return jax.vmap(jax.vmap(stats, (None, 0)), (0, None))(selections, points)
 
 
-@eqx.filter_jit
-def _runs(settings: Setting, keys: Array, w0: Array, num_steps: int) -> nsopt.Trajectory:
-    """One SGD run per row of ``settings`` / ``keys`` / ``w0`` (flat batch), every iterate recorded."""
-
-    def one(st: Setting, key: Array, w: Array) -> nsopt.Trajectory:
-        alg = nsopt.sgd(InversePower(st.a, st.b, st.p), st.scale)
-        return nsopt.run(alg, autodiff(st.problem.loss), st.problem.sampler, w, key, num_steps, 1)
-
-    return jax.vmap(one)(settings, keys, w0)
+def _build(st: Setting):
+    alg = nsopt.sgd(InversePower(st.a, st.b, st.p), st.scale)
+    return alg, autodiff(st.problem.loss), st.problem.sampler, None
 
 
 def _stack(rows: list[dict[str, float]], dtype) -> Setting:
@@ -147,19 +165,10 @@ def _stack(rows: list[dict[str, float]], dtype) -> Setting:
                    col["a"], col["b"], col["p"], col["scale"])
 
 
-def _merged(params: Mapping[str, Any], smoke: bool) -> dict[str, Any]:
-    p = {k: v for k, v in params.items() if k != "smoke_overrides"}
-    if smoke:
-        p.update(params.get("smoke_overrides") or {})
-    return p
-
-
-def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResult:
+def run(params: Params, key: Array) -> PresetResult:
     """Oracle means at and near the kink, SGD against the expected field, kink hits on a lattice."""
-    p = _merged(params, smoke)
-    run_dir = Path(run_dir)
+    p = dataclasses.asdict(params)
     dtype = jnp.result_type(float)
-    key = jax.random.key(int(p["seed"]))
     k_mean, k_init, k_scale, k_runs = jax.random.split(key, 4)
     metrics: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {}
@@ -192,7 +201,7 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
     arrays["oracle/points"] = pts
 
     # 2 + 3. one flat vmapped batch of SGD runs: random inits/scales (decreasing steps) and the lattice
-    n_seeds, n_inits, n_scales = int(p["seeds"]), int(p["inits"]), int(p["num_scales"])
+    n_seeds, n_inits, n_scales = int(p["seeds"]), int(p["inits"]), int(p["scales"])
     scales = np.asarray(jax.random.uniform(k_scale, (n_scales,), dtype, *p["scale_range"]))
     inits = np.asarray(jax.random.uniform(k_init, (n_inits,), dtype, -1.0, 1.0))
     rows, w0, tags = [], [], []
@@ -219,7 +228,9 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
     keys = keys[np.concatenate([np.arange(n_dec), lat_idx])]
     settings = _stack(rows, dtype)
     t0 = time.perf_counter()
-    traj = _runs(settings, keys, jnp.asarray(w0, dtype)[:, None], int(p["num_steps"]))
+    w0 = jnp.asarray(w0, dtype)[:, None, None]  # (runs, inits = 1, 1): one flat batch, a setting per run
+    traj = nsopt.run_configs(_build, settings, w0, keys[:, None], int(p["num_steps"]), per_config=True)
+    traj = jax.tree.map(lambda x: x[:, 0, 0, 0], traj)
     W = np.asarray(traj.w)[..., 0]  # (runs, K + 1)
     tau = np.asarray(traj.tau)
     metrics["sgd_seconds"] = time.perf_counter() - t0
@@ -228,7 +239,7 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
     kinks = np.asarray([t[2] for t in tags])
     sc_arr = np.asarray([r["scale"] for r in rows])
 
-    T = float(p["apt_window"])
+    T = float(p["T"])
     apt_curves = {}
     for dist in DISTRIBUTIONS:
         m = (kind == "decreasing") & (dists == dist)
@@ -242,8 +253,8 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
         ratio_terms = (Wd[:, -1] - Wd[:, 0]) ** 2 / (sum_a2 * e_s2)
         idx = np.nonzero(m)[0]
         sub = jax.tree.map(lambda x, idx=idx: x[idx], traj)
-        d = np.asarray(apt_distance(sub, expected_field, T, num_times=int(p["apt_times"])))
-        times = np.asarray(nsopt.flow.default_times(sub, T, int(p["apt_times"])))
+        d = np.asarray(apt_distance(sub, expected_field, T, num_times=int(p["num_times"])))
+        times = np.asarray(nsopt.flow.default_times(sub, T, int(p["num_times"])))
         q = max(1, d.shape[-1] // 5)
         early, late = np.median(d[:, :q]), np.median(d[:, -q:])
         apt_curves[f"s {'= +-1' if dist == 'pm1' else '~ U[-1, 1]'}"] = (times, d)
@@ -294,15 +305,18 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
         lattice[f"{dist}/max_diff_between_kinks"] = float(max(np.max(np.abs(v - ref)) for v in finals.values()))
     metrics["lattice"] = lattice
 
-    fig_path = run_dir / "integral_rule.png"
-    _figure(p, metrics, sel, means, W, tau, kind, dists, kinks, sc_arr, apt_curves, T).savefig(fig_path, dpi=110)
-    return PresetResult(metrics=metrics, arrays=arrays, figures={"integral_rule": fig_path})
+    claims = {
+        "oracle_mean_is_expected_field": all(metrics[f"oracle_{d}"]["at_0_within_4se"]
+                                             and metrics[f"oracle_{d}"]["near_0_within_4se"] for d in DISTRIBUTIONS),
+        "sgd_follows_expected_field": all(abs(metrics[f"sgd_{d}"]["mean_oracle_z"]) < 4 for d in DISTRIBUTIONS),
+        "lattice_kink_value_matters": lattice["pm1/max_diff_between_kinks"] > 0,
+    }
+    fig = _figure(p, metrics, sel, means, W, tau, kind, dists, kinks, sc_arr, apt_curves, T)
+    return PresetResult(metrics=metrics, arrays=arrays, figures={"integral_rule": fig}, claims=claims)
 
 
 def _figure(p, metrics, sel, means, W, tau, kind, dists, kinks, scales, apt_curves, T):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(13, 9), layout="constrained")
+    fig = new_figure(figsize=(13, 9), layout="constrained", dpi=110)
     (ax1, ax2), (ax3, ax4) = fig.subplots(2, 2)
     signs = sel[:, 0] == 0
     for i, (dist, (mean, se)) in enumerate(means.items()):

@@ -1,19 +1,14 @@
 """Smoke preset deq_digits: a monotone DEQ trained with nonsmooth SGD and heavy ball on load_digits."""
 
-from pathlib import Path
-
 import numpy as np
-import yaml
-
-from nsopt.papers import run_preset
-
-CONF = Path(__file__).resolve().parents[2] / "conf" / "experiment" / "deq_digits.yaml"
 
 
-def test_deq_digits_smoke(tmp_path):
-    params = yaml.safe_load(CONF.read_text())["experiment"]
-    summary = run_preset({"experiment": params, "smoke": True}, tmp_path)
-    m = summary["metrics"]
+PRESET = "deq_digits"
+
+
+def test_deq_digits_smoke(smoke_result):
+    res, params = smoke_result
+    m = res.metrics
     assert m["seeds"] == 2 and m["num_steps"] == 200
     for name in ("sgd", "heavy_ball"):
         r = m[name]
@@ -27,9 +22,8 @@ def test_deq_digits_smoke(tmp_path):
         assert r["solver_converged_share"] == 1.0 and r["solver_steps_max"] < 100, r
         assert r["claim_holds"], r
     assert m["claim_holds"]
-    with np.load(tmp_path / "metrics.npz") as z:
-        loss = z["sgd_loss"]
-        assert loss.shape == (2, 5) and np.all(np.isfinite(loss))  # k = 0, 50, ..., 200
-        # the loss curve decreases overall (median of the last records below the first ones)
-        assert np.median(loss[:, -2:]) < 0.5 * np.median(loss[:, 1:3])
-    assert (tmp_path / "deq_digits.png").stat().st_size > 20_000
+    loss = res.arrays["sgd_loss"]
+    assert loss.shape == (2, 5) and np.all(np.isfinite(loss))  # k = 0, 50, ..., 200
+    # the loss curve decreases overall (median of the last records below the first ones)
+    assert np.median(loss[:, -2:]) < 0.5 * np.median(loss[:, 1:3])
+    assert res.figures["deq_digits"].axes

@@ -3,7 +3,7 @@
 Network and data: :func:`nsopt.problems.relu_digits` (``load_digits``, one hidden layer,
 cross-entropy, minibatch SGD ``w_{k+1} = w_k - alpha_k v_k``).  Backpropagation returns
 an element of a conservative field whatever ``relu'(0) = kappa in [0, 1]`` is
-(Bolte-Pauwels 2020, THEORY.md §1); two choices of ``kappa`` give different oracles only
+(Bolte-Pauwels 2020, arXiv 1909.10300); two choices of ``kappa`` give different oracles only
 at inputs where a pre-activation ``z = x . W + b`` is *exactly* ``0``, a Lebesgue-null
 set.  In exact arithmetic the set is never hit by SGD from a random start (for almost
 every initialization and step scale); in floating point it has a positive
@@ -23,16 +23,18 @@ float32 weights with the forward and backward passes computed in float16) the pr
 - reports the first iteration at which ``kappa`` changed the iterates and how much it
   changed the training curves, against the rounding drift float32 vs float64.
 
-The precision is switched with :func:`nsopt.app.experiment.set_precision` and restored,
-so the preset gives the same numbers whatever the process default.
+Each precision's runs are built under :func:`_x64` (``jax_enable_x64`` on for float64,
+off for the others, restored after), so the preset gives the same numbers whatever the
+process default: the index and key dtypes of the minibatch sampler follow that flag.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import time
-from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import equinox as eqx
@@ -43,13 +45,17 @@ import optax
 from jax import Array
 
 import nsopt
-from nsopt.app.experiment import set_precision
+from nsopt import validate as V
 from nsopt.oracles import autodiff
-from nsopt.papers import PresetResult
+from nsopt.presets.base import PresetResult, new_figure, tuples
 from nsopt.problems import MLP, ReluDigits, relu_digits
 from nsopt.schedules import inverse_power
 
-__all__ = ["PRECISIONS", "first_difference", "kinked_loss", "preactivations", "run", "zero_count"]
+__all__ = ["CLAIM", "PRECISIONS", "Params", "first_difference", "kinked_loss", "preactivations", "run",
+           "zero_count"]
+
+CLAIM = ("relu'(0) changes SGD on a ReLU network only where a pre-activation is exactly 0: never seen in "
+         "float64/float32, a positive rate in float16 (Bertoin et al. 2021)")
 
 #: name -> (process precision for ``set_precision``, compute dtype of the forward/backward pass)
 PRECISIONS: dict[str, tuple[str, Any]] = {
@@ -57,6 +63,46 @@ PRECISIONS: dict[str, tuple[str, Any]] = {
     "float32": ("float32", jnp.float32),
     "float16_mixed": ("float32", jnp.float16),
 }
+
+
+@dataclass(frozen=True)
+class Params:
+    """Sizes of ``relu_prime`` (defaults: full size); the initial point is drawn from the run's key."""
+
+    precisions: tuple[str, ...] = ("float64", "float32", "float16_mixed")
+    kinks: tuple[float, ...] = (0.0, 0.5, 1.0)
+    hidden: tuple[int, ...] = (32,)
+    batch_size: int = 32
+    seeds: int = 4
+    a: float = 0.5
+    b: float = 10.0
+    p: float = 0.6
+    num_steps: int = 3000
+    record_every: int = 50
+
+    def __post_init__(self):
+        tuples(self)
+        for i, name in enumerate(self.precisions):
+            V.choice(f"precisions[{i}]", name, list(PRECISIONS))
+        V.numbers_list("kinks", self.kinks, 0, 1)
+        for i, h in enumerate(self.hidden):
+            V.positive_int(f"hidden[{i}]", h)
+        for f in ("batch_size", "seeds", "num_steps", "record_every"):
+            V.positive_int(f, getattr(self, f))
+        V.number("a", self.a, 0, open_low=True)
+        V.number("b", self.b, 0, open_low=True)
+        V.number("p", self.p, 0, 1, open_low=True)
+
+
+@contextlib.contextmanager
+def _x64(enabled: bool):
+    """Build and run one precision's programs with ``jax_enable_x64 = enabled``; restore after."""
+    old = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", enabled)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", old)
 
 
 def kinked_loss(problem: ReluDigits, compute: Any, kink: Array, w: Any, xi: Array) -> Array:
@@ -67,8 +113,7 @@ def kinked_loss(problem: ReluDigits, compute: Any, kink: Array, w: Any, xi: Arra
     """
     param_dtype = jax.tree.leaves(w)[0].dtype
     wc = jax.tree.map(lambda a: a.astype(compute), w)
-    logits = MLP(problem.module.hidden, problem.module.num_classes, kink).apply(
-        {"params": wc}, problem.x_train[xi].astype(compute))
+    logits = problem.module.apply({"params": wc}, problem.x_train[xi].astype(compute), kink)
     return optax.softmax_cross_entropy_with_integer_labels(logits.astype(param_dtype), problem.y_train[xi]).mean()
 
 
@@ -106,28 +151,19 @@ def _train(problem: ReluDigits, compute: Any, a: Array, b: Array, p: Array, kink
     return traj, zero_count(problem, compute, traj.w), problem.accuracy(jax.tree.map(lambda x: x[-1], traj.w))
 
 
-def _merged(params: Mapping[str, Any], smoke: bool) -> dict[str, Any]:
-    out = {k: v for k, v in params.items() if k != "smoke_overrides"}
-    if smoke:
-        out.update(params.get("smoke_overrides") or {})
-    return out
-
-
 def _flat(tree: Any) -> np.ndarray:
     return np.concatenate([np.asarray(x).reshape(np.shape(x)[0], -1) for x in jax.tree.leaves(tree)], axis=1)
 
 
-def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResult:
+def run(params: Params, key: Array) -> PresetResult:
     """Train with each ``relu'(0)`` in each precision; count kink hits and curve differences."""
-    prm = _merged(params, smoke)
-    run_dir = Path(run_dir)
+    prm = dataclasses.asdict(params)
     kinks = [float(k) for k in prm["kinks"]]
     seeds = list(range(int(prm["seeds"])))
     K, every = int(prm["num_steps"]), int(prm["record_every"])
     hidden = tuple(int(h) for h in prm["hidden"])
-    with set_precision("float64"):  # one initial point (float32 flax parameters) cast to every precision
-        w0_64 = jax.tree.map(np.asarray, relu_digits(hidden, int(prm["batch_size"])).init(
-            jax.random.key(int(prm["init_seed"]))))
+    with _x64(True):  # one initial point (float32 flax parameters) cast to every precision
+        w0_64 = jax.tree.map(np.asarray, relu_digits(hidden, int(prm["batch_size"])).init(key))
 
     curves: dict[str, np.ndarray] = {}   # precision -> (kinks, seeds, R) objective
     metrics: dict[str, Any] = {}
@@ -136,7 +172,7 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
     for name in prm["precisions"]:
         process, compute = PRECISIONS[name]
         t0 = time.perf_counter()
-        with set_precision(process):
+        with _x64(process == "float64"):
             problem = relu_digits(hidden, int(prm["batch_size"]))
             dt = jnp.result_type(float)
             w0 = jax.tree.map(lambda a, dt=dt: jnp.asarray(a, dt), w0_64)
@@ -191,15 +227,16 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
     metrics["steps"], metrics["kinks"], metrics["seeds"] = K, kinks, len(seeds)
     metrics["minibatch_preactivations_per_run"] = K * int(prm["batch_size"]) * sum(hidden)
 
-    fig_path = run_dir / "relu_prime.png"
-    _figure(curves, metrics, k_axis, kinks, prm).savefig(fig_path, dpi=110)
-    return PresetResult(metrics=metrics, arrays=arrays, figures={"relu_prime": fig_path})
+    claims = {f"{n}/kink_never_hit": metrics[n]["zero_preactivations"] == 0
+              and metrics[n]["max_kink_curve_diff"] == 0.0 for n in curves if n != "float16_mixed"}
+    if "float16_mixed" in curves:
+        claims["float16_mixed/kink_hit"] = metrics["float16_mixed"]["zero_preactivations"] > 0
+    fig = _figure(curves, metrics, k_axis, kinks, prm)
+    return PresetResult(metrics=metrics, arrays=arrays, figures={"relu_prime": fig}, claims=claims)
 
 
 def _figure(curves, metrics, k, kinks, prm):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(16, 4.8), layout="constrained")
+    fig = new_figure(figsize=(16, 4.8), layout="constrained", dpi=110)
     ax1, ax2, ax3 = fig.subplots(1, 3, width_ratios=[1.1, 1.1, 0.8])
     styles = ["-", "--", ":"]
     for c, (name, obj) in enumerate(curves.items()):

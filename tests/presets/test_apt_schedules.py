@@ -1,18 +1,14 @@
 """Smoke preset apt_schedules: the APT distance decreases for p in (1/2, 1], not for a constant step."""
 
-from pathlib import Path
-
 import numpy as np
-import yaml
-
-from nsopt.papers import run_preset
-
-CONF = Path(__file__).resolve().parents[2] / "conf" / "experiment" / "apt_schedules.yaml"
 
 
-def test_apt_schedules_smoke(tmp_path):
-    params = yaml.safe_load(CONF.read_text())["experiment"]
-    m = run_preset({"experiment": params, "smoke": True}, tmp_path)["metrics"]
+PRESET = "apt_schedules"
+
+
+def test_apt_schedules_smoke(smoke_result):
+    res, params = smoke_result
+    m = res.metrics
     sched = m["schedules"]
     assert [k for k, v in sched.items() if v["in_l2_minus_l1"]] == ["p = 0.6", "p = 0.75", "p = 1"]
     for name in ("sgd", "heavy_ball"):
@@ -29,4 +25,4 @@ def test_apt_schedules_smoke(tmp_path):
     # SGD's Lyapunov function F ends lower the faster alpha decays; the constant step plateaus
     lyap = [m["sgd"][lab]["lyapunov_late_median"] for lab in ("p = 0.5", "p = 0.6", "p = 0.75", "p = 1")]
     assert np.all(np.diff(lyap) < 0) and m["sgd"]["constant 0.1"]["lyapunov_late_median"] > 10 * lyap[0]
-    assert (tmp_path / "apt_schedules.png").stat().st_size > 10_000
+    assert res.figures["apt_schedules"].axes

@@ -1,17 +1,13 @@
 """Smoke preset relu_prime: relu'(0) matters only where the kink is hit, i.e. in low precision."""
 
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-import yaml
 
-from nsopt.papers import run_preset
-from nsopt.papers.relu_prime import kinked_loss
+from nsopt.presets.relu_prime import kinked_loss
 from nsopt.problems import relu_digits
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "experiment" / "relu_prime.yaml"
+PRESET = "relu_prime"
 
 
 def test_kinked_loss_is_the_problem_loss_with_its_kink():
@@ -35,9 +31,9 @@ def test_kinked_loss_is_the_problem_loss_with_its_kink():
     assert diff["Dense_0"]["kernel"] > 0   # relu'(0) changed the oracle at the hit
 
 
-def test_relu_prime_smoke(tmp_path):
-    params = yaml.safe_load(CONF.read_text())["experiment"]
-    m = run_preset({"experiment": params, "smoke": True}, tmp_path)["metrics"]
+def test_relu_prime_smoke(smoke_result):
+    res, params = smoke_result
+    m = res.metrics
     f64, f32, f16 = m["float64"], m["float32"], m["float16_mixed"]
     # float64: the kink is never hit, the three relu'(0) give bitwise identical training
     assert f64["zero_preactivations"] == 0 and f64["runs_changed_by_kink"] == 0
@@ -50,4 +46,4 @@ def test_relu_prime_smoke(tmp_path):
     # float32 sits in between: its hit rate is at least 10x below float16's (0 seen here)
     assert f32["zero_rate_upper_95"] < 0.1 * f16["zero_rate"]
     assert f32["max_kink_curve_diff"] < 0.1 * m["max_curve_diff_float32_vs_float64"]
-    assert (tmp_path / "relu_prime.png").stat().st_size > 10_000
+    assert res.figures["relu_prime"].axes

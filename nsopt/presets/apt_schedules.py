@@ -1,6 +1,6 @@
 """Shadowing of the flow by SGD and heavy ball, schedule by schedule (the ODE approach).
 
-THEORY.md §5 (Benaim 1999; Benaim-Hofbauer-Sorin 2005; Bolte-Pauwels 2020; Le 2023 for
+docs/theory.md §ODE approach (Benaim 1999; Benaim-Hofbauer-Sorin 2005; Bolte-Pauwels 2020; Le 2023 for
 heavy ball).  On the ring ``f(w, xi) = | ||w||^2 - 1 | + <xi, w>`` (``xi ~ N(0, noise^2 I)``,
 :func:`nsopt.problems.ring`), run
 
@@ -28,12 +28,11 @@ The metric is the median APT distance over runs at early start times (iterations
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,11 +40,51 @@ from jax import Array
 
 import nsopt
 from nsopt.flow import apt_distance, apt_figure, lyapunov, lyapunov_figure
-from nsopt.papers import PresetResult
-from nsopt.problems import ring
+from nsopt import validate as V
+from nsopt.presets.base import PresetResult, new_figure, tuples
+from nsopt.problems import Ring, ring
 from nsopt.schedules import InversePower, in_l2_minus_l1
 
-__all__ = ["early_late", "run", "schedule_table", "start_times"]
+__all__ = ["CLAIM", "Params", "early_late", "run", "schedule_table", "start_times"]
+
+CLAIM = ("SGD and heavy ball shadow the flow (APT distance -> 0) for alpha_k = a/(k+b)^p, "
+         "p in (1/2, 1], not for a constant step")
+log = logging.getLogger("nsopt")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Sizes of ``apt_schedules`` (defaults: full size)."""
+
+    noise: float = 0.5              # ring: f(w, xi) = | ||w||^2 - 1 | + <xi, w>, xi ~ N(0, noise^2 I)
+    kink: float = 0.0               # abs'(0)
+    alpha0: float = 0.1             # first step of every schedule
+    b: float = 20.0
+    powers: tuple[float, ...] = (0.5, 0.6, 0.75, 1.0)
+    constant: bool = True           # also alpha_k = alpha0
+    momentum_c: float = 0.25        # heavy ball beta_k = c alpha_k
+    seeds: int = 32                 # runs: random inits, each with its own noise sequence
+    num_steps: int = 20000
+    record_every: int = 5
+    T: float = 1.0                  # window of the APT distance (tau units)
+    dt: float = 0.001               # Euler step of the flow over a window
+    k_min: int = 10
+    num_times: int = 40
+    early_late_fraction: float = 0.2
+
+    def __post_init__(self):
+        tuples(self)
+        V.number("noise", self.noise, 0)
+        V.number("kink", self.kink, -1, 1)
+        V.number("alpha0", self.alpha0, 0, open_low=True)
+        V.number("b", self.b, 0, open_low=True)
+        V.numbers_list("powers", self.powers, 0, 1, open_low=True)
+        V.number("momentum_c", self.momentum_c, 0, open_low=True)
+        for f in ("seeds", "num_steps", "record_every", "k_min", "num_times"):
+            V.positive_int(f, getattr(self, f))
+        V.number("T", self.T, 0, open_low=True)
+        V.number("dt", self.dt, 0, self.T, open_low=True)
+        V.number("early_late_fraction", self.early_late_fraction, 0, 0.5, open_low=True)
 
 
 def schedule_table(alpha0: float, b: float, powers: list[float], constant: bool) -> list[tuple[str, float, float, float]]:
@@ -75,48 +114,32 @@ def early_late(d: np.ndarray, fraction: float = 0.2) -> tuple[float, float]:
     return float(np.nanmedian(d[..., :q])), float(np.nanmedian(d[..., -q:]))
 
 
-@eqx.filter_jit
-def _runs(alg_name: str, problem, a: Array, b: Array, p: Array, c: Array, keys: Array, w0: Array,
-          num_steps: int, record_every: int) -> nsopt.Trajectory:
-    """Runs over schedules (axis 0) x runs (axis 1); per-schedule floats are traced arguments."""
+def _build(alg_name: str, problem: Ring):
+    def build(config):
+        a, b, p, c = config
+        alpha = InversePower(a, b, p)
+        alg = nsopt.sgd(alpha) if alg_name == "sgd" else nsopt.heavy_ball(alpha, nsopt.proportional(c, alpha))
+        return alg, problem.oracle(), problem.sampler, problem.F
 
-    def one(a_, b_, p_, key, w):
-        alpha = InversePower(a_, b_, p_)
-        if alg_name == "sgd":
-            alg = nsopt.sgd(alpha)
-        else:
-            alg = nsopt.heavy_ball(alpha, nsopt.proportional(c, alpha))
-        return nsopt.run(alg, problem.oracle(), problem.sampler, w, key, num_steps, record_every,
-                         objective=problem.F)
-
-    over_runs = jax.vmap(one, in_axes=(None, None, None, 0, 0))
-    return jax.vmap(over_runs, in_axes=(0, 0, 0, None, None))(a, b, p, keys, w0)
+    return build
 
 
-def _merged(params: Mapping[str, Any], smoke: bool) -> dict[str, Any]:
-    out = {k: v for k, v in params.items() if k != "smoke_overrides"}
-    if smoke:
-        out.update(params.get("smoke_overrides") or {})
-    return out
-
-
-def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResult:
+def run(params: Params, key: Array) -> PresetResult:
     """APT distance and Lyapunov curves of SGD and heavy ball for each schedule."""
-    prm = _merged(params, smoke)
-    run_dir = Path(run_dir)
-    problem = ring(noise=prm["noise"], kink=prm["kink"])
+    prm = params
+    problem = ring(noise=prm.noise, kink=prm.kink)
     dtype = problem.noise.dtype
-    table = schedule_table(prm["alpha0"], prm["b"], list(prm["powers"]), bool(prm["constant"]))
+    table = schedule_table(prm.alpha0, prm.b, list(prm.powers), bool(prm.constant))
     labels = [row[0] for row in table]
     a, b, p = (jnp.asarray([row[i] for row in table], dtype) for i in (1, 2, 3))
-    key = jax.random.key(int(prm["seed"]))
     k_init, k_runs = jax.random.split(key)
-    n_runs = int(prm["runs"])
+    n_runs = prm.seeds
     w0 = problem.inits(k_init, n_runs)
     keys = jax.random.split(k_runs, n_runs)
-    K, every, T = int(prm["num_steps"]), int(prm["record_every"]), float(prm["window"])
-    c = float(prm["momentum_c"])
+    K, every, T = prm.num_steps, prm.record_every, float(prm.T)
+    c = float(prm.momentum_c)
     r = 1.0 / c  # scale 1: heavy ball shadows w' = -r y, y' = D_F(w) - y on the clock tau
+    configs = (a, b, p, jnp.full_like(a, c))
 
     metrics: dict[str, Any] = {"schedules": {lab: {"a": float(row[1]), "b": float(row[2]), "p": float(row[3]),
                                                    "in_l2_minus_l1": bool(in_l2_minus_l1(InversePower(*row[1:])))
@@ -126,23 +149,26 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
     arrays: dict[str, np.ndarray] = {}
     apt_curves: dict[str, dict] = {}
     lyap_curves: dict[str, dict] = {}
+    claims: dict[str, bool] = {}
+    shadowing = [lab for lab, row in zip(labels, table) if 0.5 < row[3] <= 1]
     for name in ("sgd", "heavy_ball"):
         t0 = time.perf_counter()
-        traj = _runs(name, problem, a, b, p, jnp.asarray(c, dtype), keys, w0, K, every)
+        traj = nsopt.run_configs(_build(name, problem), configs, w0, keys, K, every, paired=True)
+        traj = jax.tree.map(lambda x: x[:, :, 0], traj)  # (schedules, runs, R, ...): one scale
         tau = np.asarray(traj.tau)  # (schedules, runs, R); scale 1: the same for every run
-        times = np.stack([start_times(tau[i, 0], T, int(prm["k_min"]), every, int(prm["num_times"]))
+        times = np.stack([start_times(tau[i, 0], T, prm.k_min, every, prm.num_times)
                           for i in range(len(table))])
         J = times.shape[-1]
         times_b = np.broadcast_to(times[:, None, :], tau.shape[:2] + (J,))
         kw = {"r": r} if name == "heavy_ball" else {}
-        d = np.asarray(apt_distance(traj, problem.field, T, jnp.asarray(times_b), dt=T / int(prm["flow_steps"]),
-                                    **kw))
+        d = np.asarray(apt_distance(traj, problem.field, T, jnp.asarray(times_b), dt=prm.dt, **kw))
         E = np.asarray(lyapunov(traj, problem.F, **kw))
         seconds = time.perf_counter() - t0
+        log.info("apt_schedules: %s done in %.1f s", name, seconds)
         per = {}
         apt_curves[name], lyap_curves[name] = {}, {}
         for i, lab in enumerate(labels):
-            early, late = early_late(d[i], float(prm["early_late_fraction"]))
+            early, late = early_late(d[i], prm.early_late_fraction)
             n_rec = E.shape[-1]
             per[lab] = {
                 "apt_early": early,
@@ -163,18 +189,22 @@ def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResul
             arrays[f"{name}/{lab}/tau"] = tau[i, 0]
         per["seconds"] = seconds
         metrics[name] = per
+        claims[f"{name}/shadowing_l2_minus_l1"] = all(
+            per[lab]["apt_late"] < 0.5 * per[lab]["apt_early"] for lab in shadowing)
+        if prm.constant:
+            const = per[labels[-1]]
+            claims[f"{name}/no_shadowing_constant_step"] = bool(
+                const["apt_late"] > 0.85 * const["apt_early"]
+                and all(const["apt_late"] > 2 * per[lab]["apt_late"] for lab in shadowing))
 
-    fig_path = run_dir / "apt_schedules.png"
-    _figure(apt_curves, lyap_curves, prm, T, r).savefig(fig_path, dpi=110)
-    return PresetResult(metrics=metrics, arrays=arrays, figures={"apt_schedules": fig_path})
+    fig = _figure(apt_curves, lyap_curves, prm, T, r)
+    return PresetResult(metrics=metrics, arrays=arrays, figures={"apt_schedules": fig}, claims=claims)
 
 
 def _figure(apt_curves, lyap_curves, prm, T, r):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(14, 9), layout="constrained")
+    fig = new_figure(figsize=(14, 9), layout="constrained", dpi=110)
     axes = fig.subplots(2, 2)
-    titles = {"sgd": "SGD", "heavy_ball": f"heavy ball ($\\beta_k = {prm['momentum_c']:g}\\,\\alpha_k$, r = {r:g})"}
+    titles = {"sgd": "SGD", "heavy_ball": f"heavy ball ($\\beta_k = {prm.momentum_c:g}\\,\\alpha_k$, r = {r:g})"}
     for j, name in enumerate(("sgd", "heavy_ball")):
         ax = axes[0, j]
         apt_figure(apt_curves[name], T=T, logx=True, ax=ax)
@@ -189,7 +219,7 @@ def _figure(apt_curves, lyap_curves, prm, T, r):
         ax.set_xscale("log")
         ax.set_xlabel(r"$\tau_k = \sum_{j<k} \alpha_j$")
         ax.set_title(f"{titles[name]}:\nLyapunov function along the iterates (X: end of the run)")
-    fig.suptitle(f"ring $|\\,\\|w\\|^2 - 1| + \\langle \\xi, w \\rangle$, noise {prm['noise']:g}: "
-                 f"$\\alpha_k = a/(k+b)^p$ with $\\alpha_0$ = {prm['alpha0']:g}, b = {prm['b']:g}; "
-                 f"{prm['runs']} runs per schedule, {prm['num_steps']} steps")
+    fig.suptitle(f"ring $|\\,\\|w\\|^2 - 1| + \\langle \\xi, w \\rangle$, noise {prm.noise:g}: "
+                 f"$\\alpha_k = a/(k+b)^p$ with $\\alpha_0$ = {prm.alpha0:g}, b = {prm.b:g}; "
+                 f"{prm.seeds} runs per schedule, {prm.num_steps} steps")
     return fig

@@ -1,19 +1,14 @@
 """Smoke preset artificial_critical: random inits and scales avoid the artificial critical point."""
 
-from pathlib import Path
-
 import numpy as np
-import yaml
-
-from nsopt.papers import run_preset
-
-CONF = Path(__file__).resolve().parents[2] / "conf" / "experiment" / "artificial_critical.yaml"
 
 
-def test_artificial_critical_smoke(tmp_path):
-    params = yaml.safe_load(CONF.read_text())["experiment"]
-    summary = run_preset({"experiment": params, "smoke": True}, tmp_path)
-    m = summary["metrics"]
+PRESET = "artificial_critical"
+
+
+def test_artificial_critical_smoke(smoke_result):
+    res, params = smoke_result
+    m = res.metrics
     assert m["runs_per_algorithm"] >= 256
     for name in ("sgd", "heavy_ball"):
         r = m[name]
@@ -31,6 +26,6 @@ def test_artificial_critical_smoke(tmp_path):
     assert c["field_norm_artificial"] == 0.0 and c["field_norm_minimizer"] == 0.0
     assert min(c["artificial_lower_bound"]) > 0.5      # dist >= 1 - rho - ... certified
     assert max(c["minimizer_distance"]) < 2e-3         # Clarke critical: ~0
-    assert (tmp_path / "artificial_critical.png").stat().st_size > 10_000
-    arrays = np.load(tmp_path / "metrics.npz")
+    assert res.figures["artificial_critical"].axes
+    arrays = res.arrays
     assert arrays["sgd/w_final"].shape[-1] == 2

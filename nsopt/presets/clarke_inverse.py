@@ -1,7 +1,7 @@
 """Preset ``clarke_inverse``: implicit Jacobians of ``Phi^{-1}`` and the failure of Clarke calculus.
 
 ``Phi(x, y) = (|x| + y, 2 x + |y|)`` (Bolte, Le, Pauwels, Silveti-Falls,
-arXiv 2106.04350; THEORY.md §2; seeds 001, 002) is a piecewise linear
+arXiv 2106.04350; docs/theory.md §Clarke inverse) is a piecewise linear
 homeomorphism of the plane: on the closed quadrant of signs ``(s_x, s_y)`` it is
 the matrix ``M_s = [[s_x, 1], [2, s_y]]`` (``det M_s = s_x s_y - 2 in {-1, -3}``),
 so ``Psi = Phi^{-1}`` is linear with matrix ``M_s^{-1}`` on the cone ``Phi(quadrant s)``.
@@ -29,17 +29,16 @@ independent).
   element of a *conservative* Jacobian of ``Phi`` (inverse of a conservative
   Jacobian, arXiv 2106.04350).
 
-So the counterexample reads ``[Jac^c Psi(0)]^{-1} not subset of Jac^c Phi(0)``
-(seed 001's wording).  THEORY.md §2 ("M in Jac^c Phi(0) and M^{-1} not in
-Jac^c Phi^{-1}(0)") and seed 002 ("exists M in J^c_F(0) with M^{-1} not in
-J^c_{F^{-1}}(0)", F = Phi) state it the other way round, which is false for this
-``Phi`` (first bullet); it is true with ``F = Phi^{-1}``.
+So the counterexample reads ``[Jac^c Psi(0)]^{-1} not subset of Jac^c Phi(0)``.
+The statement the other way round ("some ``M in Jac^c Phi(0)`` has ``M^{-1}`` not in
+``Jac^c Phi^{-1}(0)``") is false for this ``Phi`` (first bullet); it is true with
+``Phi^{-1}`` in place of ``Phi``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -49,9 +48,12 @@ from jax import Array
 
 import nsopt.implicit as ni
 from nsopt.oracles import abs as kink_abs
-from nsopt.papers import PresetResult
+from nsopt import validate
+from nsopt.presets.base import PresetResult, new_figure, numpy_seed
 
 __all__ = [
+    "CLAIM",
+    "Params",
     "REGIONS",
     "barycentric",
     "clarke_inverse_vertices",
@@ -72,6 +74,24 @@ REGIONS = {"A": (1.0, 1.0), "B": (-1.0, 1.0), "C": (-1.0, -1.0), "D": (1.0, -1.0
 
 
 # ----------------------------------------------------------------------------- Phi and its inverse
+
+
+CLAIM = ("implicit differentiation gives the exact Jacobians of Phi^{-1}; the inverse of a Clarke "
+         "Jacobian of Phi^{-1} need not be a Clarke Jacobian of Phi (arXiv 2106.04350)")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Sizes of ``clarke_inverse`` (defaults: full size)."""
+
+    points_per_region: int = 64   # random points of each cone where the implicit Jacobian is checked
+    kink_grid: int = 9            # (k_x, k_y) = abs'(0) values on a kink_grid x kink_grid grid of [-1, 1]^2
+    clarke_samples: int = 2000    # random elements of Jac^c Phi(0) and of Jac^c Phi^{-1}(0)
+    grid: int = 400               # resolution of the region pictures
+
+    def __post_init__(self):
+        for f in ("points_per_region", "kink_grid", "clarke_samples", "grid"):
+            validate.positive_int(f, getattr(self, f))
 
 
 def phi(z: Array, kx: Array = 0.0, ky: Array = 0.0) -> Array:
@@ -190,13 +210,6 @@ def inverse_weights(a: float, b: float) -> np.ndarray:
 # ----------------------------------------------------------------------------- the preset
 
 
-def _sizes(params: Mapping[str, Any], smoke: bool) -> dict[str, Any]:
-    p = dict(params)
-    if smoke:
-        p.update(p.get("smoke_overrides") or {})
-    return p
-
-
 @jax.jit
 def _jacobians(theta: Array) -> tuple[Array, Array, Array, Array]:
     """Implicit Jacobians (reverse, forward), central finite differences of ``Psi`` and ``Psi``
@@ -260,8 +273,8 @@ def origin_jacobians(n_kinks: int) -> dict[str, Any]:
 def clarke_statements(n_samples: int, seed: int) -> dict[str, Any]:
     """Both directions at 0, measured.
 
-    - THEORY.md's direction: ``M in Jac^c Phi(0)`` (random ``a, b``) ``=> M^{-1} in Jac^c Psi(0)``?
-    - seed 001's direction: ``N in Jac^c Psi(0)`` (Dirichlet weights) ``=> N^{-1} in Jac^c Phi(0)``?
+    - ``inverse_of_clarke_phi``: ``M in Jac^c Phi(0)`` (random ``a, b``) ``=> M^{-1} in Jac^c Psi(0)``?
+    - ``inverse_of_clarke_psi``: ``N in Jac^c Psi(0)`` (Dirichlet weights) ``=> N^{-1} in Jac^c Phi(0)``?
     - the witness ``N = mean_s M_s^{-1}``, and ``N^{-1}`` from :func:`nsopt.implicit.root` on
       ``Psi(v) - u = 0`` with ``B = N``.
     """
@@ -276,9 +289,9 @@ def clarke_statements(n_samples: int, seed: int) -> dict[str, Any]:
     N_inv = np.linalg.inv(N)
     J = np.asarray(jax.jacrev(phi_through_psi())(jnp.zeros(2), jnp.asarray(N)))
     return {
-        "theory_md_direction": {"samples": n_samples, "M_inverse_in_clarke_psi": int(m_in),
+        "inverse_of_clarke_phi": {"samples": n_samples, "M_inverse_in_clarke_psi": int(m_in),
                                 "holds_for_all": bool(m_in == n_samples)},
-        "seed001_direction": {"samples": n_samples,
+        "inverse_of_clarke_psi": {"samples": n_samples,
                               "N_inverse_in_clarke_phi": int(np.sum(dist <= 1e-10)),
                               "distance_median": float(np.median(dist)),
                               "abs_det_min": float(np.min(np.abs(dets)))},
@@ -292,23 +305,29 @@ def clarke_statements(n_samples: int, seed: int) -> dict[str, Any]:
     }
 
 
-def run(params: Mapping[str, Any], *, smoke: bool, run_dir: Path) -> PresetResult:
+def run(params: Params, key: Array) -> PresetResult:
     """Region Jacobians, the origin, both Clarke statements; figure of the four regions."""
-    p = _sizes(params, smoke)
-    seed = int(p["seed"])
-    regions = region_jacobians(int(p["points_per_region"]), seed)
-    origin = origin_jacobians(int(p["kink_grid"]))
-    clarke = clarke_statements(int(p["clarke_samples"]), seed)
+    p = params
+    seed = numpy_seed(key)
+    regions = region_jacobians(p.points_per_region, seed)
+    origin = origin_jacobians(p.kink_grid)
+    clarke = clarke_statements(p.clarke_samples, seed)
     metrics = {
         "regions": regions,
         "region_max_err": max(max(r["max_err_jacrev"], r["max_err_jacfwd"]) for r in regions.values()),
         "origin": origin,
         "clarke": clarke,
     }
-    fig_path = Path(run_dir) / "clarke_inverse.png"
-    plot_clarke(regions, clarke, int(p["grid"]), fig_path, seed)
+    claims = {
+        "implicit_jacobians_exact_in_regions": metrics["region_max_err"] < 1e-12,
+        "origin_jacobians_are_B_inverse": origin["max_err_vs_B_inverse"] < 1e-12,
+        "inverse_of_clarke_phi_in_clarke_psi": clarke["inverse_of_clarke_phi"]["holds_for_all"],
+        "inverse_of_clarke_psi_not_in_clarke_phi": clarke["inverse_of_clarke_psi"]["N_inverse_in_clarke_phi"] == 0
+        and clarke["witness_N_in_clarke_psi"],
+    }
+    fig = plot_clarke(regions, clarke, p.grid, seed)
     return PresetResult(metrics=metrics, arrays={"vertices": clarke_inverse_vertices()},
-                        figures={"clarke_inverse": fig_path})
+                        figures={"clarke_inverse": fig}, claims=claims)
 
 
 # ----------------------------------------------------------------------------- figure
@@ -327,14 +346,9 @@ def _fmt(M: Any) -> str:
     return f"[[{f(M[0, 0])}, {f(M[0, 1])}], [{f(M[1, 0])}, {f(M[1, 1])}]]"
 
 
-def plot_clarke(regions: Mapping[str, Any], clarke: Mapping[str, Any], grid: int, path: Path,
-                seed: int) -> Path:
+def plot_clarke(regions: Mapping[str, Any], clarke: Mapping[str, Any], grid: int, seed: int):
     """(a) quadrants of ``Phi``; (b) cones of ``Phi^{-1}`` with the implicit Jacobians;
     (c) the Clarke sets at 0 in the ``(m11, m12)`` plane (every matrix here has ``m21 = 2 m12``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
 
     colors = ["#a6cee3", "#b2df8a", "#fdbf6f", "#cab2d6"]
@@ -346,7 +360,8 @@ def plot_clarke(regions: Mapping[str, Any], clarke: Mapping[str, Any], grid: int
         s = np.where(z >= 0, 1.0, -1.0)
         return np.argmax(np.all(s[..., None, :] == signs, axis=-1), axis=-1)
 
-    fig, axes = plt.subplots(1, 3, figsize=(21, 9), dpi=100)
+    fig = new_figure(figsize=(21, 9), dpi=100)
+    axes = fig.subplots(1, 3)
     lim = 2.0
     g = np.linspace(-lim, lim, grid)
     gx, gy = np.meshgrid(g, g)
@@ -430,15 +445,13 @@ def plot_clarke(regions: Mapping[str, Any], clarke: Mapping[str, Any], grid: int
     ax.set_ylim(0.0, 1.5)
     ax.set_xlabel("m11 (all matrices here have m21 = 2 m12)")
     ax.set_ylabel("m12")
-    d = clarke["theory_md_direction"]
-    e = clarke["seed001_direction"]
-    ax.set_title("(c) Clarke at 0: [Jac^c Psi(0)]^-1 is not in Jac^c Phi(0) (seed 001)\n"
+    d = clarke["inverse_of_clarke_phi"]
+    e = clarke["inverse_of_clarke_psi"]
+    ax.set_title("(c) Clarke at 0: [Jac^c Psi(0)]^-1 is not in Jac^c Phi(0) (arXiv 2106.04350)\n"
                  f"M in Jac^c Phi(0): M^-1 in Jac^c Psi(0) for {d['M_inverse_in_clarke_psi']}/{d['samples']}\n"
                  f"N in Jac^c Psi(0): N^-1 in Jac^c Phi(0) for {e['N_inverse_in_clarke_phi']}/{e['samples']}\n"
-                 "(THEORY.md §2 and seed 002 state the reverse: false for this Phi)", fontsize=11)
+                 "(the reverse statement is false for this Phi)", fontsize=11)
     ax.legend(fontsize=9.5, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=1)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return fig

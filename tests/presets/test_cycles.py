@@ -1,29 +1,24 @@
 """Smoke preset cycles: with the pinv implicit derivative of the LP, c = (-3, 1, 2) cycles, c = (-2, 1, 2)
-converges (arXiv 2106.04350 §6; THEORY.md §6)."""
-
-from pathlib import Path
+converges (arXiv 2106.04350 §6)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import yaml
 
-from nsopt.papers import cycles, run_preset
+from nsopt.presets import cycles
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "experiment" / "cycles.yaml"
+PRESET = "cycles"
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
-    params = yaml.safe_load(CONF.read_text())["experiment"]
-    run_dir = tmp_path_factory.mktemp("cycles")
-    return run_preset({"experiment": params, "smoke": True}, run_dir), run_dir
+def result(smoke_result):
+    return smoke_result
 
 
 def test_which_version_cycles(result):
-    summary, run_dir = result
-    m = summary["metrics"]
+    res, params = result
+    m = res.metrics
     alpha = m["alpha"]
     assert m["cycling_versions"] == ["c3"] and m["converging_versions"] == ["c2"]
     c2, c3 = m["c2"], m["c3"]
@@ -49,12 +44,12 @@ def test_which_version_cycles(result):
     # the true (discontinuous) loss jumps along the cycle: no descent, although l(1.5, 2.5) = 0
     lo, hi = c3["loss_tail_range"]
     assert lo > 0.1 and hi > 50
-    assert (run_dir / "cycles.png").stat().st_size > 20_000
-    assert np.load(run_dir / "metrics.npz")["c3/w"].shape == (m["inits"], m["num_steps"] + 1, 2)
+    assert res.figures["cycles"].axes
+    assert res.arrays["c3/w"].shape == (m["inits"], m["num_steps"] + 1, 2)
 
 
 def test_the_degenerate_line(result):
-    c3 = result[0]["metrics"]["c3"]
+    c3 = result[0].metrics["c3"]
     # on the line B is singular, raise refuses, pinv gives ds/dw = 0
     d = c3["on_line_derivative"]
     assert d["sigma_min_B"] == 0.0 and d["max_abs_ds_dw"] == 0.0 and d["raise_policy_refuses"]
