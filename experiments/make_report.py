@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nsopt.papers import PRESETS
+from nsopt.presets import NAMES as PRESETS
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 BENCHMARKS = ("core", "flow", "lasso", "deq", "sweep")
@@ -19,7 +19,7 @@ BENCHMARKS = ("core", "flow", "lasso", "deq", "sweep")
 REPORT_HEAD = """# nsopt: what the runs show
 
 Each section is one paper preset: `python -m nsopt experiment=<name>` (add `smoke=true` for the
-reduced size run in CI). Each gives what the theory predicts (THEORY.md), what the run shows with
+reduced size run in CI). Each gives what the theory predicts (docs/theory.md), what the run shows with
 its numbers, the exact command and how long it took on the 2-core CPU machine. The main job
 (`python -m nsopt`) is shown in the README.
 

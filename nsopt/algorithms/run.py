@@ -271,6 +271,15 @@ class CompiledBatch:
         zeros = [jax.tree.map(lambda sd: jnp.zeros(sd.shape, sd.dtype), piece)] * chunks
         jax.block_until_ready(_assemble(self._first, zeros))
 
+    def _placed(self, carry: "RunState") -> "RunState":
+        """``carry`` on the shardings the advance program was compiled for (with several devices
+        the program's output shardings may differ from its inputs': re-place, never recompile)."""
+        def put(x, ref):
+            same = getattr(x, "sharding", None) == getattr(ref, "sharding", None)
+            return x if same or not hasattr(ref, "sharding") else jax.device_put(x, ref.sharding)
+
+        return jax.tree.map(put, carry, self._carry0)
+
     def _adv_args(self, carry):
         algorithm, oracle, sampler, objective = self._static
         return (algorithm, oracle, sampler, self._keys, self._scales, carry, self._per_chunk,
@@ -279,7 +288,7 @@ class CompiledBatch:
     def __call__(self, progress: Callable[[int, int], None] | None = None) -> Trajectory:
         carry, pieces = self._carry0, []
         for c in range(self.chunks):
-            carry, recs = self._advance(*self._adv_args(carry))
+            carry, recs = self._advance(*self._adv_args(self._placed(carry)))
             pieces.append(recs)
             if progress is not None:
                 jax.block_until_ready(carry.k)

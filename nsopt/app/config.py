@@ -255,8 +255,6 @@ def build_preset(plain: Mapping[str, Any], overrides: Sequence[str] = ()) -> Pre
     """Check a preset job: the experiment node becomes the preset's ``Params`` (smoke merged)."""
     from nsopt import presets
 
-    job = _top(plain)
-    logger = from_dataclass(LoggerConfig, plain.get("logger"), "logger")
     node = dict(plain["experiment"])
     try:
         preset = presets.get(node.get("name"))
@@ -268,6 +266,8 @@ def build_preset(plain: Mapping[str, Any], overrides: Sequence[str] = ()) -> Pre
             fields = sorted(f.name for f in dataclasses.fields(preset.params))
             raise ConfigError(f"{o.lstrip('+~')} has no effect under experiment={preset.name}; its sizes are "
                               f"experiment.<field>, one of {fields}")
+    job = _top(plain)
+    logger = from_dataclass(LoggerConfig, plain.get("logger"), "logger")
     precision = validate.choice("experiment.precision", node.pop("precision", "float32"), PRECISIONS)
     node.pop("name")
     smoke = node.pop("smoke", None) or {}

@@ -258,6 +258,16 @@ def test_preset_through_the_cli(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["complete"] and summary["experiment"] == "clarke_inverse" and summary["smoke"] is True
     assert summary["figures"] and all((tmp_path / "run" / f).is_file() for f in summary["figures"])
+    assert summary["claims"] and summary["claims_hold"] is True
+    assert all(f"claim {k}: HOLDS" in out.stdout for k in summary["claims"])
+    assert set(summary["integrity"]["files"]) >= {"config.yaml", "command.sh", *summary["figures"]}
+    # main-job sizes have no effect on a preset: an error, not a silent no-op
+    bad = subprocess.run([sys.executable, "-m", "nsopt", "experiment=clarke_inverse", "num_steps=10"], cwd=tmp_path,
+                         env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "num_steps=10 has no effect under experiment=clarke_inverse" in bad.stderr
+    bad = subprocess.run([sys.executable, "-m", "nsopt", "experiment=clarke_inverse", "+experiment.bogus=1"],
+                         cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "experiment.bogus is not a known key" in bad.stderr
     bad = subprocess.run([sys.executable, "-m", "nsopt", "experiment=nope"], cwd=tmp_path, env=cli_env(),
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "Could not find 'experiment/nope'" in bad.stderr

@@ -12,15 +12,14 @@ import pytest
 from nsopt.app.wandb_records import read_run
 from nsopt.report import collect, write_report
 
+from app_helpers import cli_env
+from app_helpers import nsopt_cli as _cli
+
 SMALL = ["seeds=2", "inits=2", "num_steps=200", "record_every=20", "logger=none", "figures=false"]
 
 
 def nsopt_cli(args, cwd, timeout=600, **env_extra):
-    env = dict(os.environ)
-    env.pop("JAX_ENABLE_X64", None)
-    env.update(WANDB_MODE="offline", **env_extra)
-    return subprocess.run([sys.executable, "-m", "nsopt", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return _cli(args, cwd, timeout=timeout, env=cli_env(**env_extra))
 
 
 def test_basic_multirun_report_and_resume(tmp_path):
@@ -41,16 +40,16 @@ def test_basic_multirun_report_and_resume(tmp_path):
     r = rows[("schedule=constant,seed=0", "sgd")]
     assert r["F_median"] == pytest.approx(float(np.median(m["sgd/objective"][..., -1])))
     assert (sweep / "report.csv").is_file() and (sweep / "report_objective.png").is_file()
-    assert "4 complete, 0 failed" in (sweep / "report.md").read_text()
+    assert "4 jobs: 4 complete, 0 failed" in (sweep / "report.md").read_text()
 
     # resume: nothing to redo; then a lost result is recomputed, the others are skipped
     out = nsopt_cli(args, tmp_path)
-    assert out.returncode == 0 and out.stdout.count("already complete, skipped") == 4
+    assert out.returncode == 0 and out.stdout.count("already complete (verified), skipped") == 4
     (sweep / "2" / "summary.json").unlink()
     before = (sweep / "0" / "metrics.npz").stat().st_mtime_ns
     out = nsopt_cli(args, tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.count("already complete, skipped") == 3 and out.stdout.count("done in") == 1
+    assert out.stdout.count("already complete (verified), skipped") == 3 and out.stdout.count("done in") == 1
     assert (sweep / "2" / "summary.json").is_file()
     assert (sweep / "0" / "metrics.npz").stat().st_mtime_ns == before
 
@@ -76,13 +75,12 @@ def test_report_cli_tolerates_incomplete_and_missing(tmp_path):
     (sweep / "1" / "summary.json").unlink()          # a killed job
     os.rename(sweep / "2", tmp_path / "elsewhere")    # a job whose folder is gone
     (sweep / "3" / ".hydra").mkdir(parents=True)      # a job that started but wrote nothing
-    rep = subprocess.run([sys.executable, "-m", "nsopt.report", str(sweep)], capture_output=True, text=True,
-                         timeout=120)
+    rep = _cli([str(sweep)], tmp_path, module="nsopt.report", timeout=120)
     assert rep.returncode == 0, rep.stderr
-    assert "3 jobs (1 complete)" in rep.stdout and "missing job numbers: [2]" in rep.stdout
-    assert "job 1 [seed=1]: incomplete" in rep.stdout
-    bad = subprocess.run([sys.executable, "-m", "nsopt.report", str(tmp_path / "nope")], capture_output=True,
-                         text=True, timeout=120)
+    # job 2's folder is gone: multirun.yaml still lists it (never started); job 3 is not in the sweep
+    assert "4 jobs (1 complete)" in rep.stdout and "missing job numbers: [2]" in rep.stdout
+    assert "job 1 [seed=1]: killed" in rep.stdout and "job 2 [seed=2]: never_started" in rep.stdout
+    bad = _cli([str(tmp_path / "nope")], tmp_path, module="nsopt.report", timeout=120)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
 
 
