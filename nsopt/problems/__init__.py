@@ -2,17 +2,16 @@
 
 :func:`make` builds one by name (the CLI's ``problem`` config group):
 ``ring`` (2-D toy), ``relu_digits`` (ReLU MLP on load_digits), ``deq_digits``
-(monotone deep equilibrium network on load_digits).  The Lasso solution map
-lives in :mod:`nsopt.problems.lasso` (an implicit layer, not a stochastic problem).
+(monotone deep equilibrium network on load_digits).  Solution maps and implicit
+layers (the Lasso, the DEQ layer) live in :mod:`nsopt.layers`.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from nsopt.problems import lasso
 from nsopt.problems.base import Problem
-from nsopt.problems.deq import DEQDigits, MonotoneDEQ, deq_digits
+from nsopt.problems.deq_digits import DEQDigits, deq_digits
 from nsopt.problems.relu_net import MLP, ReluDigits, load_digits_split, relu_digits
 from nsopt.problems.toy import Ring, ring
 
@@ -22,8 +21,8 @@ REGISTRY: dict[str, Callable[..., Problem]] = {
     "deq_digits": deq_digits,
 }
 
-__all__ = ["DEQDigits", "MLP", "MonotoneDEQ", "Problem", "deq_digits", "lasso", "REGISTRY", "ReluDigits", "Ring", "load_digits_split", "make",
-           "register", "relu_digits", "ring"]
+__all__ = ["DEQDigits", "MLP", "Problem", "deq_digits", "REGISTRY", "ReluDigits", "Ring",
+           "load_digits_split", "make", "register", "relu_digits", "ring"]
 
 
 def register(name: str, factory: Callable[..., Problem]) -> None:
