@@ -1,4 +1,4 @@
-"""nsopt.problems.lasso: solutions, exact derivatives (LARS), compositions, Prop. 5 checks.
+"""nsopt.layers.lasso: solutions, exact derivatives (LARS), compositions, Prop. 5 checks.
 
 The reference for derivatives is scikit-learn's ``lars_path``: the Lasso path is
 piecewise linear in the penalty, so between two kinks ``alpha_k > alpha > alpha_{k+1}``
