@@ -2,7 +2,7 @@
 
 Criterion: the held-out mean squared error of ``x^(theta) = argmin 1/2 ||A x - b||^2 +
 e^theta ||x||_1`` (fit on the training rows, scored on validation rows), or the K-fold
-cross-validation MSE (:func:`nsopt.problems.lasso.kfold_criterion`).  Two problems:
+cross-validation MSE (:func:`nsopt.problems.hpo.kfold_criterion`).  Two problems:
 
 - ``diabetes``: scikit-learn's bundled ``load_diabetes`` (442 x 10), features standardized
   and target centred with training statistics; rows split 60/20/20 train/val/test
@@ -12,7 +12,7 @@ cross-validation MSE (:func:`nsopt.problems.lasso.kfold_criterion`).  Two proble
   deviations); 1000 validation and 1000 test rows from the same model (K-fold: 5 folds
   over the training rows).
 
-Methods: ``gd``, :func:`nsopt.problems.lasso.hypergradient_descent` from
+Methods: ``gd``, :func:`nsopt.problems.hpo.hypergradient_descent` from
 ``theta0 = log(lambda_max / 2)`` (warm starts, bold-driver steps, at most ``--steps``
 evaluations, each a solve and a hypergradient); ``grid``, :func:`grid_search` over
 ``--grid`` log-spaced penalties from ``lambda_max`` down to ``--grid-min`` lambda_max (warm
@@ -44,7 +44,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import nsopt.problems.lasso as lasso
+import nsopt.layers.lasso as lasso
+import nsopt.layers.lasso_hpo as hpo
 
 
 def diabetes(seed: int = 0):
@@ -82,19 +83,19 @@ def run_problem(name, data, args):
     A, b = jnp.asarray(data["A"]), jnp.asarray(data["b"])
     A_val, b_val = jnp.asarray(data["A_val"]), jnp.asarray(data["b_val"])
     A_cv, b_cv = jnp.asarray(data["A_cv"]), jnp.asarray(data["b_cv"])
-    masks = jnp.asarray(lasso.kfold_masks(A_cv.shape[0], args.folds, seed=args.seed))
+    masks = jnp.asarray(hpo.kfold_masks(A_cv.shape[0], args.folds, seed=args.seed))
     p = A.shape[1]
     rows = []
     for crit in ("held-out", f"{args.folds}-fold"):
         if crit == "held-out":
             lmax = float(lasso.lambda_max(A, b))
-            f = lasso.held_out_criterion
+            f = hpo.held_out_criterion
             data_args = (A, b, A_val, b_val)
             x0 = jnp.zeros(p)
             fit_A, fit_b = A, b
         else:
             lmax = max(float(lasso.lambda_max(A_cv * (~m)[:, None], b_cv * ~m)) for m in masks)
-            f = lasso.kfold_criterion
+            f = hpo.kfold_criterion
             data_args = (A_cv, b_cv, masks)
             x0 = jnp.zeros((args.folds, p))
             fit_A, fit_b = A_cv, b_cv
@@ -109,11 +110,11 @@ def run_problem(name, data, args):
         t = time.perf_counter()
         jax.block_until_ready(v(jnp.asarray(theta0, jnp.float64), x0))
         c_grid = time.perf_counter() - t
-        gd = lasso.hypergradient_descent(vg, theta0, x0, steps=args.steps)
-        grid = lasso.grid_search(v, np.log(lmax * np.geomspace(1.0, data["grid_min"], args.grid)), x0)
+        gd = hpo.hypergradient_descent(vg, theta0, x0, steps=args.steps)
+        grid = hpo.grid_search(v, np.log(lmax * np.geomspace(1.0, data["grid_min"], args.grid)), x0)
         for method, res, comp in (("gd", gd, c_gd), ("grid", grid, c_grid)):
             x = lasso.solution(fit_A, fit_b, res.theta)
-            test = float(lasso.held_out_mse(x, data["A_test"], data["b_test"]))
+            test = float(hpo.held_out_mse(x, data["A_test"], data["b_test"]))
             rows.append(dict(
                 problem=name, criterion=crit, method=method, theta=res.theta,
                 frac=float(np.exp(res.theta) / lmax), value=res.value, test=test,

@@ -7,10 +7,18 @@ The data path::
 Public API: :func:`sgd`, :func:`heavy_ball`, :func:`run`, :func:`run_batch`,
 :class:`Trajectory`, and the modules :mod:`schedules`, :mod:`oracles`,
 :mod:`problems`, :mod:`flow` (the ODE approach), :mod:`implicit` (nonsmooth
-implicit differentiation) and :mod:`prox`.
+implicit differentiation), :mod:`nonsmooth` (kink primitives and prox
+operators), :mod:`layers` (differentiable solution maps: Lasso, monotone DEQ)
+and :mod:`prox` (the module :mod:`nsopt.nonsmooth.prox`).
 """
 
-from nsopt import algorithms, flow, implicit, oracles, problems, prox, schedules
+import sys as _sys
+
+from nsopt import algorithms, failures, flow, implicit, layers, nonsmooth, oracles, problems, schedules
+from nsopt.nonsmooth import prox
+
+# ``import nsopt.prox`` / ``from nsopt.prox import box`` resolve to the same module object.
+_sys.modules[__name__ + ".prox"] = prox
 from nsopt.algorithms import (
     HeavyBall,
     SGD,
@@ -35,7 +43,10 @@ __all__ = [
     "compile_batch",
     "flow",
     "heavy_ball",
+    "failures",
     "implicit",
+    "layers",
+    "nonsmooth",
     "oracles",
     "problems",
     "proportional",

@@ -49,6 +49,7 @@ class RESULTS(enum.IntEnum):
     unbounded = 6              # the objective is unbounded below on the feasible set
     not_positive_semidefinite = 7  # a matrix required to be PSD (e.g. a QP's Q) is not
     rank_deficient = 8         # active rows / the support design are not of full rank
+    size_limit_exceeded = 9    # a static size cap (e.g. the Lasso's max_support) is too small
 
 
 #: The default explanation of each code (a solver may give a more precise one).
@@ -63,6 +64,8 @@ _EXPLAIN: dict[RESULTS, str] = {
     RESULTS.unbounded: "the problem is unbounded",
     RESULTS.not_positive_semidefinite: "a matrix that must be positive semidefinite is not",
     RESULTS.rank_deficient: "the active constraints / support are not of full rank",
+    RESULTS.size_limit_exceeded: "the solution needs more room than a static size limit of the "
+                                 "solver allows",
 }
 
 

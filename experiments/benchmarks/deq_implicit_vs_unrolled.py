@@ -1,12 +1,12 @@
 """Monotone DEQ training step: implicit differentiation vs unrolled backprop (time and memory).
 
 Workload: one SGD step ``w <- w - 0.1 grad CE(head(z*(x)), y)`` of the monotone DEQ
-classifier of :mod:`nsopt.problems.deq` on a minibatch of ``load_digits`` (float32),
+classifier of :mod:`nsopt.problems.deq_digits` on a minibatch of ``load_digits`` (float32),
 for widths ``h`` and forward depths ``K`` (Peaceman-Rachford iterations):
 
 - **unrolled K**: backprop through exactly ``K`` iterations (``lax.scan``);
 - **implicit K**: exactly ``K`` forward iterations (``while_loop``, not differentiated)
-  and the implicit backward of :func:`nsopt.problems.deq.deq_implicit`, one ``h x h``
+  and the implicit backward of :func:`nsopt.layers.deq.deq_implicit`, one ``h x h``
   system ``B^T u = v`` per input, ``B = D W - I``: ``dense`` (LU, with the SVD
   invertibility check of ``singular="raise"``) or ``bicgstab`` (matrix-free);
 - **implicit, adaptive**: the layer's default, stop at ``||relu(Wz + v) - z|| <=
@@ -43,7 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nsopt.problems.deq import DEQSolver, deq_digits, deq_implicit, monotone_weight
+from nsopt.layers.deq import DEQSolver, deq_implicit, monotone_weight
+from nsopt.problems.deq_digits import deq_digits
 
 M = 0.5
 
@@ -120,7 +121,7 @@ def bench(hidden: int, depths: list[int], batch: int, repeats: int) -> list[dict
         z, W, v = jax.jit(fixed_points)(w, x)
         res = float(jnp.max(solver.residual(W, z, v) / (1 + jnp.linalg.norm(z, axis=-1))))
         if K is None:
-            steps = jax.vmap(lambda vi, s=solver, W=W: s.solve(W, vi, m=M).num_steps)(v)
+            steps = jax.vmap(lambda vi, s=solver, W=W: s.solve(W, vi, m=M).stats["num_steps"])(v)
             iters = f"{int(steps.max())} (mean {float(steps.mean()):.1f})"
         else:
             iters = str(K)
@@ -164,7 +165,7 @@ def write_markdown(rows: list[dict], args, load: tuple[str, str], path: Path) ->
     lines = [
         "## DEQ training step: implicit differentiation vs unrolled backprop",
         "",
-        (f"Workload: one SGD step of the monotone DEQ classifier (`nsopt.problems.deq`, m = {M}, "
+        (f"Workload: one SGD step of the monotone DEQ classifier (`nsopt.problems.deq_digits`, m = {M}, "
         f"Peaceman-Rachford forward, alpha = 1) on a minibatch of {args.batch} `load_digits` images, "
         f"float32. Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs, this "
         f"process pinned to {len(cores)} of them "

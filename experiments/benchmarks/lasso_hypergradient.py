@@ -1,4 +1,4 @@
-"""Lasso hypergradient of a held-out MSE: ``nsopt.problems.lasso`` vs jaxopt's ``ProximalGradient``.
+"""Lasso hypergradient of a held-out MSE: ``nsopt.layers.lasso`` vs jaxopt's ``ProximalGradient``.
 
 Workload: ``x^(theta) = argmin 1/2 ||A x - b||^2 + e^theta ||x||_1`` with ``A`` of shape
 ``(n, p) = (300, 3000)`` (iid ``N(0, 1/n)`` entries), ``b = A x_true + noise`` (``x_true``:
@@ -50,7 +50,7 @@ import numpy as np
 import sklearn
 from sklearn.linear_model import lars_path
 
-import nsopt.problems.lasso as lasso
+import nsopt.layers.lasso as lasso
 
 
 def make_data(n: int, p: int, n_val: int, k: int, noise: float, seed: int):
@@ -147,8 +147,8 @@ def main(argv=None):
     x0, crits = jnp.zeros(args.p), []
     for t in grid:
         sol = solve(A, b, t, x0)
-        x0 = sol.x
-        crits.append(float(criterion(sol.x, A_val, b_val)))
+        x0 = sol.value
+        crits.append(float(criterion(sol.value, A_val, b_val)))
     theta_star = float(grid[int(np.argmin(crits))])
     thetas = [("held-out optimum", theta_star)] + [
         (f"{f:g} lambda_max", float(np.log(f * lmax))) for f in args.fractions
@@ -200,9 +200,9 @@ def main(argv=None):
             f"## theta = {theta:.4f} ({label}; lam / lambda_max = {np.exp(theta) / lmax:.3g})",
             "",
             f"Support {support}; distance to the nearest LARS kink {gap:.2g} (relative, in alpha); "
-            f"reference hypergradient {g_ref:.10e}. nsopt solve: {int(sol.num_steps)} FISTA steps, "
-            f"{int(sol.num_newton)} Newton trials, kkt violation {float(sol.kkt_violation):.1e}, "
-            f"sigma_min/sigma_max(A_E) ~ {float(sol.sigma_ratio):.3g}.",
+            f"reference hypergradient {g_ref:.10e}. nsopt solve: {int(sol.stats['num_steps'])} FISTA steps, "
+            f"{int(sol.stats['num_newton'])} Newton trials, kkt violation {float(sol.stats['kkt_violation']):.1e}, "
+            f"sigma_min/sigma_max(A_E) ~ {float(sol.stats['sigma_ratio']):.3g}.",
             "",
             f"| implementation | relative error vs LARS | compile + first run (s) | run (s), median of "
             f"{args.repeats} | run (s), min | time / nsopt (medians) | time / nsopt (minima) |",

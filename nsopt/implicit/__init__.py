@@ -1,7 +1,9 @@
-"""Implicit differentiation of nonsmooth solution maps (arXiv 2106.04350; THEORY.md §2-§3).
+"""Implicit differentiation of nonsmooth solution maps (arXiv 2106.04350; ``docs/theory.md``).
 
 - :func:`root`, :func:`fixed_point`: ``x_star(theta, *args)`` with derivatives
-  ``-B^{-1} A`` in forward and reverse mode; ``singular="raise"`` / ``"pinv"``.
+  ``-B^{-1} A`` in forward and reverse mode; ``singular="raise"`` / ``"pinv"``;
+  failures (singular ``B``, failed linear solve, residual) follow :mod:`nsopt.failures`
+  (``on_failure="raise"|"warn"|"ignore"``).
 - :class:`LinearSolver`: dense / CG / GMRES / BiCGStab solves, tolerances.
 - :func:`diagnose`: singular values of ``B``, residuals, the implicit Jacobian.
 - :func:`forward_backward`: ``argmin_x f_theta(x) + g_theta(x)`` through the
@@ -11,7 +13,6 @@
 from nsopt.implicit.diagnostics import Diagnostics, diagnose
 from nsopt.implicit.forward_backward import (
     ContractionCheck,
-    FBSolution,
     ForwardBackward,
     contraction_check,
     forward_backward,
@@ -28,7 +29,6 @@ from nsopt.implicit.root import (
 __all__ = [
     "ContractionCheck",
     "Diagnostics",
-    "FBSolution",
     "FixedPointResidual",
     "ForwardBackward",
     "ImplicitFunction",

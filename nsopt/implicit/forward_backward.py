@@ -1,13 +1,15 @@
-"""Solution maps of composite problems through the forward-backward fixed point (THEORY.md §3).
+"""Solution maps of composite problems through the forward-backward fixed point (arXiv 2106.04350, §5).
 
     x^(theta) in argmin_x f_theta(x) + g_theta(x),   f beta-smooth, g with a prox,
     H(theta, x) = prox_{gamma g_theta}(x - gamma grad_x f_theta(x)),   x^ = H(theta, x^).
 
 The forward pass runs proximal gradient (ISTA) or FISTA with adaptive restart
-from a warm start and reports a convergence flag; the derivative is the
+from a warm start and returns a :class:`~nsopt.failures.Solution` (``result`` is
+``RESULTS.max_steps_reached`` when ``||H(y) - y|| <= tol (1 + ||x||)`` was not reached,
+``RESULTS.nonfinite`` on NaN/inf; ``on_failure`` acts on it); the derivative is the
 implicit one of the fixed point, ``-(d_x H - I)^{-1} d_theta H`` with the
 conservative Jacobian of ``H`` given by autodiff through the prox (whose kink
-choices are those of :mod:`nsopt.prox`) and ``grad f`` (arXiv 2106.04350, §5).
+choices are those of :mod:`nsopt.nonsmooth.prox`) and ``grad f`` (arXiv 2106.04350, §5).
 
 If ``f`` (or ``g``) is ``alpha``-strongly convex and ``gamma in (0, 2 alpha /
 (alpha + beta)^2)``, ``H`` is a contraction in ``x`` and the invertibility
@@ -18,6 +20,7 @@ full rank), which ``singular="raise"`` checks at each derivative.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from nsopt import failures
+from nsopt.failures import RESULTS, Solution
 from nsopt.implicit.linear import LinearSolver, as_linear_solver, check_singular_policy
 from nsopt.implicit.root import ImplicitFunction, fixed_point
 
@@ -35,7 +40,6 @@ PyTree = Any
 
 __all__ = [
     "ContractionCheck",
-    "FBSolution",
     "ForwardBackward",
     "contraction_check",
     "forward_backward",
@@ -45,7 +49,7 @@ METHODS = ("fista", "ista")
 
 
 class ContractionCheck(eqx.Module):
-    """The sufficient condition ``0 < gamma < 2 alpha / (alpha + beta)^2`` (THEORY.md §3).
+    """The sufficient condition ``0 < gamma < 2 alpha / (alpha + beta)^2`` (``docs/theory.md``).
 
     ``holds`` makes ``H`` a contraction in ``x`` (so ``B = d_x H - I`` invertible).
     """
@@ -78,20 +82,19 @@ def contraction_check(step: float, strong_convexity: float, smoothness: float) -
                             holds=bool(0 < g < bound))
 
 
-class FBSolution(eqx.Module):
-    """Result of the inner solver (not differentiable; use ``ForwardBackward.__call__`` for that).
+SOLVER = "nsopt.implicit.forward_backward"
 
-    Attributes:
-        x: the last iterate.
-        num_steps: iterations done.
-        residual: ``||H(y) - y||_2`` at the last extrapolated point ``y``.
-        converged: ``residual <= tol * (1 + ||x||_2)`` within ``max_steps``.
-    """
 
-    x: PyTree
-    num_steps: Array
-    residual: Array
-    converged: Array
+def _messages(fb: "ForwardBackward") -> dict[int, str]:
+    return {
+        RESULTS.max_steps_reached: failures.message(
+            SOLVER, RESULTS.max_steps_reached,
+            f"{fb.method}: ||H(x) - x|| > tol (1 + ||x||) after max_steps={fb.max_steps}, "
+            f"tol={fb.tol}, step={fb.step}",
+            "Raise max_steps, warm-start x0, or pass on_failure='ignore' and read Solution.result"),
+        RESULTS.nonfinite: failures.message(
+            SOLVER, RESULTS.nonfinite, f"{fb.method} iterate", "Check f, prox, theta and x0"),
+    }
 
 
 def _tree_sub(a: PyTree, b: PyTree) -> PyTree:
@@ -124,7 +127,7 @@ class ForwardBackward(eqx.Module):
     max_steps: int = eqx.field(static=True)
     tol: float | None = eqx.field(static=True)
     restart: bool = eqx.field(static=True)
-    throw: bool = eqx.field(static=True)
+    on_failure: str = eqx.field(static=True)
     linear_solver: LinearSolver
     singular: str = eqx.field(static=True)
     x0: PyTree = None
@@ -137,15 +140,19 @@ class ForwardBackward(eqx.Module):
         return self.prox(theta, _tree_axpy(-self.step, g, x), self.step, *args)
 
     # -- the inner solver ----------------------------------------------------------------
-    def solve(self, theta: PyTree, *args: Any, x0: PyTree = None) -> FBSolution:
+    def solve(self, theta: PyTree, *args: Any, x0: PyTree = None) -> Solution:
         """Run ISTA / FISTA (with adaptive restart) from ``x0`` (or the default ``self.x0``).
 
+        Returns a :class:`~nsopt.failures.Solution`: ``value`` the last iterate, ``result``,
+        ``stats`` with ``num_steps`` and ``residual = ||H(y) - y||_2`` at the last
+        extrapolated point; ``on_failure`` is applied.  Not differentiable (use ``__call__``).
         Compiled once per problem and shapes (``eqx.filter_jit``): array leaves of
         ``theta``, ``args`` and ``x0`` are traced, other leaves are static.
         """
-        return _solve(self, theta, args, self._init(x0))
+        sol = _solve(self, theta, args, self._init(x0))
+        return failures.handle(sol, self.on_failure, SOLVER, _messages(self))
 
-    def _solve(self, theta: PyTree, args: tuple, x0: PyTree) -> FBSolution:
+    def _solve(self, theta: PyTree, args: tuple, x0: PyTree) -> Solution:
         theta, args, x0 = jax.lax.stop_gradient((theta, args, x0))
         leaves = jax.tree.leaves(x0)
         dtype = jnp.result_type(*leaves) if leaves else jnp.result_type(float)
@@ -176,7 +183,10 @@ class ForwardBackward(eqx.Module):
         state0 = (x0, x0, one, jnp.asarray(0, jnp.int32), jnp.asarray(jnp.inf, dtype),
                   _tree_norm(x0).astype(dtype))
         x, _, _, k, res, xnorm = jax.lax.while_loop(cond, body, state0)
-        return FBSolution(x=x, num_steps=k, residual=res, converged=res <= tol * (1.0 + xnorm))
+        finite = jnp.isfinite(res) & jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(x)]))
+        result = failures.result_where(~finite, RESULTS.nonfinite)
+        result = failures.result_where(~(res <= tol * (1.0 + xnorm)), RESULTS.max_steps_reached, result)
+        return Solution(x, result, {"num_steps": k, "residual": res})
 
     # -- the differentiable solution map ---------------------------------------------------
     def implicit(self) -> ImplicitFunction:
@@ -200,7 +210,7 @@ class ForwardBackward(eqx.Module):
 
 
 @eqx.filter_jit
-def _solve(fb: ForwardBackward, theta: PyTree, args: tuple, x0: PyTree) -> FBSolution:
+def _solve(fb: ForwardBackward, theta: PyTree, args: tuple, x0: PyTree) -> Solution:
     return fb._solve(theta, args, x0)
 
 
@@ -218,22 +228,12 @@ class _FBMap(eqx.Module):
 
 
 class _FBInner(eqx.Module):
-    """``solve(theta, x0, *args)``: the inner solver, raising on non-convergence if ``throw``."""
+    """``solve(theta, x0, *args)``: the inner solver; its failures are handled by ``on_failure``."""
 
     fb: ForwardBackward
 
     def __call__(self, theta: PyTree, x0: PyTree, *args: Any) -> PyTree:
-        fb = self.fb
-        sol = fb.solve(theta, *args, x0=x0)
-        if not fb.throw:
-            return sol.x
-        msg = (
-            f"nsopt.implicit.forward_backward: the {fb.method} inner solver did not reach "
-            f"||H(x) - x|| <= tol (1 + ||x||) within max_steps={fb.max_steps} "
-            f"(tol={fb.tol}, step={fb.step}); raise max_steps, warm-start x0, or pass "
-            "throw=False and read ForwardBackward.solve(...).converged"
-        )
-        return eqx.error_if(sol.x, ~sol.converged, msg)
+        return self.fb.solve(theta, *args, x0=x0).value
 
 
 def forward_backward(
@@ -248,7 +248,7 @@ def forward_backward(
     tol: float | None = None,
     restart: bool = True,
     x0: PyTree = None,
-    throw: bool = True,
+    on_failure: str = "raise",
     linear_solve: str | LinearSolver = "auto",
     singular: str = "raise",
 ) -> ForwardBackward:
@@ -256,7 +256,7 @@ def forward_backward(
 
     Args:
         f: smooth part ``f(theta, x, *args) -> scalar`` (``beta``-smooth in ``x``).
-        prox: ``prox(theta, v, gamma, *args) = prox_{gamma g_theta}(v)`` (see :mod:`nsopt.prox`).
+        prox: ``prox(theta, v, gamma, *args) = prox_{gamma g_theta}(v)`` (see :mod:`nsopt.nonsmooth.prox`).
         step: ``gamma``; defaults to ``1 / smoothness``.  ISTA needs ``gamma < 2 / beta``,
             FISTA ``gamma <= 1 / beta`` (checked when ``smoothness`` is given).
         smoothness: ``beta``, the Lipschitz constant of ``grad f``.
@@ -267,8 +267,9 @@ def forward_backward(
         max_steps, tol: stop when ``||H(y) - y||_2 <= tol (1 + ||x||_2)``; ``tol=None``
             means ``eps^(3/4)`` of the dtype.
         x0: default starting point (a call's ``x0=`` overrides it: warm starts).
-        throw: raise (eagerly and under ``jit``) when the inner solver does not converge;
-            with ``False`` the last iterate is used (read the flag from ``.solve``).
+        on_failure: ``"raise"`` (default; eagerly and under ``jit``), ``"warn"`` or ``"ignore"``
+            when the inner solver fails (:mod:`nsopt.failures`): then the last iterate is used;
+            the same switch handles the failures of the implicit derivative.
         linear_solve, singular: as in :func:`nsopt.implicit.root`.
 
     Returns:
@@ -315,8 +316,8 @@ def forward_backward(
         max_steps=max_steps,
         tol=tol,
         restart=restart,
-        throw=throw,
-        linear_solver=as_linear_solver(linear_solve),
+        on_failure=failures.check_on_failure(on_failure),
+        linear_solver=dataclasses.replace(as_linear_solver(linear_solve), on_failure=on_failure),
         singular=check_singular_policy(singular),
         x0=x0,
         contraction=check,

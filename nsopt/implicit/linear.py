@@ -16,9 +16,14 @@
   ``||B t - b||`` exceeds ``check_factor * max(rtol ||b||, atol)`` (or is not
   finite) is a failure.
 
-Failures never come back as silent NaN: they raise through :func:`equinox.error_if`
-(``EquinoxRuntimeError`` eagerly and under ``eqx.filter_jit``;
-``jax.errors.JaxRuntimeError`` under ``jax.jit``; both are ``RuntimeError``).
+Failures follow :mod:`nsopt.failures`: ``on_failure="raise"`` (default) raises
+:class:`~nsopt.failures.SolverError` eagerly and a runtime error under ``jit``
+(:func:`equinox.error_if`), ``"warn"`` emits a :class:`~nsopt.failures.SolverWarning`,
+``"ignore"`` returns the (then meaningless) solve.  Codes: ``RESULTS.singular`` (dense
+check), ``RESULTS.nonfinite`` (``B`` or ``t`` not finite), ``RESULTS.max_steps_reached``
+(an iterative solve above its residual bound).  The solves return arrays (they sit inside
+derivative rules); :func:`dense_check` returns the dense check as a
+:class:`~nsopt.failures.Solution`.
 """
 
 from __future__ import annotations
@@ -34,13 +39,17 @@ import jax.scipy.sparse.linalg as jsl
 import numpy as np
 from jax import Array
 
+from nsopt import failures
+from nsopt.failures import RESULTS, Solution
+
 __all__ = [
+    "MESSAGES",
     "METHODS",
-    "SINGULAR_MESSAGE",
     "SINGULAR_POLICIES",
     "LinearSolver",
     "as_linear_solver",
     "default_rcond",
+    "dense_check",
     "dense_solve",
     "iterative_solve",
     "materialize",
@@ -49,22 +58,31 @@ __all__ = [
 METHODS = ("auto", "dense", "cg", "gmres", "bicgstab")
 SINGULAR_POLICIES = ("raise", "pinv")
 
-SINGULAR_MESSAGE = (
-    "nsopt.implicit: the invertibility condition of the nonsmooth implicit function theorem "
-    "fails (THEORY.md §2; arXiv 2106.04350, Thm. 1): B = d_x F(theta, x*) is numerically "
-    "singular (sigma_min(B) <= rcond * sigma_max(B)) or not finite, so -B^{-1} A is not a "
-    "conservative Jacobian of the solution map. Inspect B with "
-    "nsopt.implicit.diagnose(F, theta, x); singular='pinv' gives the least-squares derivative, "
-    "whose gradient dynamics can be pathological (cycles, Lorenz: THEORY.md §6)."
-)
+SOLVER = "nsopt.implicit"
 
-ITERATIVE_MESSAGE = (
-    "nsopt.implicit: the iterative linear solve B t = b for the implicit derivative failed "
-    "(residual ||B t - b|| above check_factor * max(rtol ||b||, atol), or not finite): the "
-    "invertibility condition of the nonsmooth implicit function theorem (THEORY.md §2; "
-    "arXiv 2106.04350, Thm. 1) may fail, or the solver needs more steps (max_steps, restart) "
-    "or looser tolerances. Check with nsopt.implicit.diagnose(F, theta, x)."
-)
+#: The one message of each failure of the linear solves (shape of :func:`nsopt.failures.message`).
+MESSAGES: dict[int, str] = {
+    RESULTS.singular: failures.message(
+        SOLVER, RESULTS.singular,
+        "B = d_x F(theta, x*) has sigma_min(B) <= rcond * sigma_max(B): the invertibility "
+        "condition of the nonsmooth implicit function theorem fails, arXiv 2106.04350, Thm. 1, "
+        "so -B^{-1} A is not a conservative Jacobian of the solution map",
+        "Inspect B with nsopt.implicit.diagnose(F, theta, x); singular='pinv' gives the "
+        "least-squares derivative, whose gradient dynamics can be pathological (cycles, Lorenz)"),
+    RESULTS.nonfinite: failures.message(
+        SOLVER, RESULTS.nonfinite,
+        "B = d_x F(theta, x*) or the solution t of B t = b; a Krylov method breaks down when "
+        "the invertibility condition of the nonsmooth implicit function theorem fails, "
+        "arXiv 2106.04350, Thm. 1",
+        "Check the forward solution x* and F for NaN/inf, or B with nsopt.implicit.diagnose"),
+    RESULTS.max_steps_reached: failures.message(
+        SOLVER, RESULTS.max_steps_reached,
+        "iterative solve of B t = b: ||B t - b|| > check_factor * max(rtol ||b||, atol); the "
+        "invertibility condition of the nonsmooth implicit function theorem, arXiv 2106.04350, "
+        "Thm. 1, may fail",
+        "Raise LinearSolver.max_steps or restart, loosen rtol, or check B with "
+        "nsopt.implicit.diagnose(F, theta, x)"),
+}
 
 
 class LinearSolver(eqx.Module):
@@ -83,6 +101,7 @@ class LinearSolver(eqx.Module):
         symmetric: declare ``B`` symmetric definite (positive or negative): ``"auto"``
             then picks CG for large systems (``"cg"`` always assumes it).
         check_factor: slack of the iterative residual check.
+        on_failure: ``"raise"``, ``"warn"`` or ``"ignore"`` a failed solve (:mod:`nsopt.failures`).
     """
 
     method: str = eqx.field(static=True, default="auto")
@@ -94,8 +113,10 @@ class LinearSolver(eqx.Module):
     rcond: float | None = eqx.field(static=True, default=None)
     symmetric: bool = eqx.field(static=True, default=False)
     check_factor: float = eqx.field(static=True, default=10.0)
+    on_failure: str = eqx.field(static=True, default="raise")
 
     def __check_init__(self):
+        failures.check_on_failure(self.on_failure)
         if self.method not in METHODS:
             raise ValueError(
                 f"linear_solve method must be one of {METHODS}, got {self.method!r}"
@@ -161,23 +182,38 @@ def singular_values(B: Array) -> Array:
     return jnp.linalg.svdvals(jax.lax.stop_gradient(B))
 
 
-@functools.partial(jax.jit, static_argnames=("singular", "rcond"))
-def dense_solve(B: Array, b: Array, singular: str, rcond: float | None) -> Array:
-    """``B^{-1} b`` after the invertibility check, or ``B^+ b`` (``singular="pinv"``).
+def dense_check(B: Array, singular: str, rcond: float | None) -> Solution:
+    """The dense check of ``B``: ``RESULTS.nonfinite``, or ``RESULTS.singular`` when
+    ``sigma_min(B) <= rcond * sigma_max(B)`` and ``singular="raise"`` (``"pinv"`` accepts it).
 
-    ``b`` may have trailing columns.  Linear in ``b`` with constant matrices, so
-    transposable (reverse mode) and differentiable in ``B`` (higher order).  Jitted, so
-    eager callers compile one kernel per shape instead of one per primitive.
+    ``value`` is ``B``; ``stats`` holds ``sigma_min`` and ``sigma_max`` (``"raise"`` only).
     """
     m = B.shape[0]
     rc = default_rcond(m, B.dtype) if rcond is None else rcond
-    finite = jnp.all(jnp.isfinite(jax.lax.stop_gradient(B)))
+    result = failures.result_where(~jnp.all(jnp.isfinite(jax.lax.stop_gradient(B))), RESULTS.nonfinite)
+    stats = {}
+    if singular != "pinv":
+        s = singular_values(jnp.where(result == RESULTS.successful, B, jnp.zeros_like(B)))
+        stats = {"sigma_min": s[-1], "sigma_max": s[0]}
+        result = failures.result_where(~(s[-1] > rc * s[0]), RESULTS.singular, result)
+    return Solution(B, result, stats)
+
+
+@functools.partial(jax.jit, static_argnames=("singular", "rcond", "on_failure"))
+def dense_solve(B: Array, b: Array, singular: str, rcond: float | None,
+                on_failure: str = "raise") -> Array:
+    """``B^{-1} b`` after the invertibility check, or ``B^+ b`` (``singular="pinv"``).
+
+    ``b`` may have trailing columns.  Linear in ``b`` with constant matrices, so
+    transposable (reverse mode) and differentiable in ``B`` (higher order).  The check
+    (:func:`dense_check`) acts on ``B`` by ``on_failure``.  Jitted, so eager callers compile
+    one kernel per shape instead of one per primitive.
+    """
+    m = B.shape[0]
+    rc = default_rcond(m, B.dtype) if rcond is None else rcond
+    B = failures.handle(dense_check(B, singular, rcond), on_failure, SOLVER, MESSAGES).value
     if singular == "pinv":
-        B = eqx.error_if(B, ~finite, SINGULAR_MESSAGE)
         return jnp.linalg.pinv(B, rtol=rc) @ b
-    s = singular_values(B)
-    bad = ~finite | ~(s[-1] > rc * s[0])
-    B = eqx.error_if(B, bad, SINGULAR_MESSAGE)
     return jnp.linalg.solve(B, b)
 
 
@@ -222,8 +258,10 @@ def _krylov(cfg: LinearSolver, method: str, singular: str, m: int):
                 t, _ = jsl.bicgstab(matvec, b, tol=rtol, atol=cfg.atol, maxiter=maxiter)
             res = jnp.linalg.norm(matvec(t) - b)
             bound = cfg.check_factor * jnp.maximum(rtol * jnp.linalg.norm(b), cfg.atol)
-        bad = ~jnp.all(jnp.isfinite(t)) | ~(res <= bound)
-        return eqx.error_if(t, bad, ITERATIVE_MESSAGE)
+        result = failures.result_where(~jnp.all(jnp.isfinite(t)), RESULTS.nonfinite)
+        result = failures.result_where(~(res <= bound), RESULTS.max_steps_reached, result)
+        sol = Solution(t, result, {"residual": res})
+        return failures.handle(sol, cfg.on_failure, SOLVER, MESSAGES).value
 
     return solve
 

@@ -3,7 +3,7 @@
 ``x_star = root(F, solve)`` returns ``x_star(theta, *args) = solve(theta, *args)``,
 a point with ``F(theta, x_star, *args) ~ 0``, whose derivatives are those of the
 nonsmooth implicit function theorem (Bolte, Le, Pauwels, Silveti-Falls,
-arXiv 2106.04350, Thm. 1; THEORY.md §2): with ``[A B]`` the autodiff
+arXiv 2106.04350, Thm. 1; ``docs/theory.md``): with ``[A B]`` the autodiff
 (conservative) Jacobian of ``F`` at ``(theta, x*)``,
 
     J = -B^{-1} A,     forward:  B t = -A dtheta,     reverse:  B^T u = v,  v^T J = -u^T A.
@@ -22,12 +22,13 @@ array leaves are traced and differentiated by the same formula
 cost when they are not differentiated; their other leaves (Python numbers,
 strings, callables) are static.
 
-Errors (``singular="raise"``, a failed iterative solve, ``residual_tol``) are
-raised when the derivative is computed, eagerly and under ``jit``, as
-``RuntimeError`` subclasses: ``equinox.EquinoxRuntimeError`` eagerly and under
-``eqx.filter_jit``, ``jax.errors.JaxRuntimeError`` under ``jax.jit``; the
-message names the failed hypothesis.  The value ``x_star(theta)`` itself is
-never checked (no derivative, no ``B``).
+Failures (a singular ``B`` with ``singular="raise"``, a failed iterative solve, a residual
+above ``residual_tol``) follow :mod:`nsopt.failures`: they are detected when the derivative
+is computed and handled by ``on_failure`` (``"raise"``: :class:`~nsopt.failures.SolverError`
+eagerly, a runtime error under ``jit``; ``"warn"``: :class:`~nsopt.failures.SolverWarning`;
+``"ignore"``).  ``x_star(theta)`` and its derivatives are arrays (a ``custom_jvp``);
+:meth:`ImplicitFunction.solve` is the variant returning a :class:`~nsopt.failures.Solution`
+(the value, with the residual check and the dense invertibility check of ``B``).
 
 ``solve`` may be plain NumPy / scikit-learn code when ``x_star`` runs outside
 ``jit`` and ``vmap`` (also under eager ``grad``/``jacfwd``: it then receives
@@ -37,6 +38,7 @@ host code wrapped by :func:`callback_solve` (``jax.pure_callback``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -47,10 +49,15 @@ from jax import Array
 from jax.custom_derivatives import SymbolicZero
 from jax.flatten_util import ravel_pytree
 
+from nsopt import failures
+from nsopt.failures import RESULTS, Solution
 from nsopt.implicit.linear import (
+    MESSAGES,
+    SOLVER,
     LinearSolver,
     as_linear_solver,
     check_singular_policy,
+    dense_check,
     dense_solve,
     iterative_solve,
 )
@@ -61,11 +68,11 @@ Solve = Callable[..., PyTree]
 
 __all__ = ["FixedPointResidual", "ImplicitFunction", "callback_solve", "fixed_point", "root"]
 
-RESIDUAL_MESSAGE = (
-    "nsopt.implicit: solve(theta, *args) returned x with ||F(theta, x, *args)||_2 > residual_tol: "
-    "the implicit derivative -B^{-1} A is only valid at a solution of F = 0; tighten the "
-    "forward solver or raise residual_tol."
-)
+RESIDUAL_MESSAGE = failures.message(
+    SOLVER, RESULTS.residual_too_large,
+    "solve(theta, *args) returned x with ||F(theta, x, *args)||_2 > residual_tol; the implicit "
+    "derivative -B^{-1} A is only valid at a solution of F = 0",
+    "Tighten the forward solver or raise residual_tol")
 
 
 class ImplicitFunction(eqx.Module):
@@ -81,8 +88,26 @@ class ImplicitFunction(eqx.Module):
     singular: str = eqx.field(static=True)
     residual_tol: float | None = eqx.field(static=True, default=None)
 
+    @property
+    def on_failure(self) -> str:
+        """The failure switch (held by the linear solver: one switch for the whole derivative)."""
+        return self.linear_solver.on_failure
+
     def __call__(self, theta: PyTree, *args: Any) -> PyTree:
         return _implicit_call(self, theta, args)
+
+    def solution(self, theta: PyTree, *args: Any) -> Solution:
+        """``x_star(theta, *args)`` as a :class:`~nsopt.failures.Solution` (not differentiated).
+
+        ``result``: ``nonfinite`` (``F(theta, x)`` not finite), ``residual_too_large``
+        (``||F|| > residual_tol``, when given), ``singular`` (dense check of ``B = d_x F``, when
+        ``singular="raise"``; ``B`` is materialized: meant for small ``x``); ``stats``:
+        ``residual = ||F(theta, x)||_2``.  ``on_failure`` is applied.
+        """
+        theta, args = jax.lax.stop_gradient((theta, args))
+        x = _run_solve(self.solve, theta, args)
+        return failures.handle(_checked(self, theta, x, args), self.on_failure, SOLVER,
+                               {**MESSAGES, RESULTS.residual_too_large: RESIDUAL_MESSAGE})
 
     def diagnose(self, theta: PyTree, *args: Any, x: PyTree | None = None):
         """:func:`nsopt.implicit.diagnose` at ``(theta, x)``, ``x = x_star(theta, *args)`` by default."""
@@ -109,6 +134,7 @@ def root(
     linear_solve: str | LinearSolver = "auto",
     singular: str = "raise",
     residual_tol: float | None = None,
+    on_failure: str | None = None,
 ) -> ImplicitFunction:
     """The solution map ``theta -> x*`` of ``F(theta, x*, *args) = 0``, differentiable implicitly.
 
@@ -117,13 +143,16 @@ def root(
         solve: forward solver ``solve(theta, *args) -> x`` (never differentiated).
         linear_solve: ``"auto"``, ``"dense"``, ``"cg"``, ``"gmres"``, ``"bicgstab"`` or a
             :class:`LinearSolver` (tolerances, ``rcond``, ``symmetric``).
-        singular: ``"raise"``: a numerically singular ``B`` (or a failed linear solve)
-            raises an error saying that the invertibility condition of the nonsmooth
-            implicit function theorem fails (eagerly and under ``jit``).  ``"pinv"``:
-            use the least-squares solution ``-B^+ A`` instead; this is *not* a
-            conservative Jacobian in general and is what produces the pathological
-            gradient dynamics of THEORY.md §6 (cycles, Lorenz).
-        residual_tol: if given, derivatives raise when ``||F(theta, x*)||_2 > residual_tol``.
+        singular: ``"raise"``: a numerically singular ``B`` is a failure
+            (``RESULTS.singular``: the invertibility condition of the nonsmooth implicit
+            function theorem fails), handled by ``on_failure``.  ``"pinv"``: use the
+            least-squares solution ``-B^+ A`` instead, a different derivative (not a
+            failure policy); it is *not* a conservative Jacobian in general and is what
+            produces pathological gradient dynamics (cycles, Lorenz; ``docs/theory.md``).
+        residual_tol: if given, ``||F(theta, x*)||_2 > residual_tol`` is a failure
+            (``RESULTS.residual_too_large``) of the derivative.
+        on_failure: ``"raise"`` (default), ``"warn"`` or ``"ignore"`` a failure
+            (:mod:`nsopt.failures`); ``None`` keeps the one of a given :class:`LinearSolver`.
 
     Returns:
         ``x_star(theta, *args)``, an :class:`ImplicitFunction`.
@@ -134,10 +163,14 @@ def root(
         raise TypeError(f"root: solve must be callable solve(theta, *args) -> x, got {solve!r}")
     if residual_tol is not None and not residual_tol > 0:
         raise ValueError(f"residual_tol must be > 0 or None, got {residual_tol!r}")
+    linear_solver = as_linear_solver(linear_solve)
+    if on_failure is not None:
+        linear_solver = dataclasses.replace(linear_solver,
+                                            on_failure=failures.check_on_failure(on_failure))
     return ImplicitFunction(
         F=F,
         solve=solve,
-        linear_solver=as_linear_solver(linear_solve),
+        linear_solver=linear_solver,
         singular=check_singular_policy(singular),
         residual_tol=residual_tol,
     )
@@ -150,11 +183,12 @@ def fixed_point(
     linear_solve: str | LinearSolver = "auto",
     singular: str = "raise",
     residual_tol: float | None = None,
+    on_failure: str | None = None,
 ) -> ImplicitFunction:
     """``x* = T(theta, x*, *args)`` as :func:`root` of ``F = T - x`` (``B = d_x T - I``).
 
     When ``T`` is a contraction in ``x`` (e.g. a forward-backward step with a
-    small enough step, THEORY.md §3), ``B`` is invertible automatically.
+    small enough step, :mod:`nsopt.implicit.forward_backward`), ``B`` is invertible automatically.
     """
     if not callable(T):
         raise TypeError(f"fixed_point: T must be callable T(theta, x, *args) -> x, got {T!r}")
@@ -164,6 +198,7 @@ def fixed_point(
         linear_solve=linear_solve,
         singular=singular,
         residual_tol=residual_tol,
+        on_failure=on_failure,
     )
 
 
@@ -216,6 +251,27 @@ def _check_residual_shape(F: Residual, theta: PyTree, x: PyTree, args: tuple) ->
             f"(B = d_x F must be square): x has structure {xs} and shapes {shapes_x}, "
             f"F returned structure {os_} and shapes {shapes_o}"
         )
+
+
+@eqx.filter_jit
+def _checked(fun: ImplicitFunction, theta: PyTree, x: PyTree, args: tuple) -> Solution:
+    """The checks of :meth:`ImplicitFunction.solution` at ``x`` (nothing handled here)."""
+    x_flat, unravel = ravel_pytree(x)
+
+    def F_x(xf: Array) -> Array:
+        return ravel_pytree(fun.F(theta, unravel(xf), *args))[0].astype(x_flat.dtype)
+
+    r = F_x(x_flat)
+    res = jnp.linalg.norm(r)
+    result = failures.result_where(~jnp.all(jnp.isfinite(r)), RESULTS.nonfinite)
+    if fun.residual_tol is not None:
+        result = failures.result_where(~(res <= fun.residual_tol), RESULTS.residual_too_large, result)
+    stats = {"residual": res}
+    if fun.singular == "raise":
+        check = dense_check(jax.jacfwd(F_x)(x_flat), "raise", fun.linear_solver.rcond)
+        result = failures.result_where(check.result != RESULTS.successful, check.result, result)
+        stats.update(check.stats)
+    return Solution(x, result, stats)
 
 
 def _implicit_call(fun: ImplicitFunction, theta: PyTree, args: tuple) -> PyTree:
@@ -272,17 +328,20 @@ def _tangent_kernel(fun, treedef, idx, static, leaves_p, x, diff_t):
     def F_x(xf: Array) -> Array:
         return F_flat(xf, *diff_p)
 
+    cfg = fun.linear_solver
     if fun.residual_tol is not None:
         # The check rides on a primal value (x), so it runs in the forward pass of reverse mode.
-        bad = ~(jnp.linalg.norm(jax.lax.stop_gradient(F_x(x_flat))) <= fun.residual_tol)
-        x_flat = eqx.error_if(x_flat, bad, RESIDUAL_MESSAGE)
+        res = jnp.linalg.norm(jax.lax.stop_gradient(F_x(x_flat)))
+        sol = Solution(x_flat, failures.result_where(~(res <= fun.residual_tol),
+                                                     RESULTS.residual_too_large), {"residual": res})
+        x_flat = failures.handle(sol, cfg.on_failure, SOLVER,
+                                 {RESULTS.residual_too_large: RESIDUAL_MESSAGE}).value
 
-    cfg = fun.linear_solver
     m = x_flat.shape[0]
     method = cfg.resolve(m)
     if method == "dense":
         B = jax.jacfwd(F_x)(x_flat)
-        t = dense_solve(B, -r, fun.singular, cfg.rcond)
+        t = dense_solve(B, -r, fun.singular, cfg.rcond, cfg.on_failure)
     else:
         _, B_mv = jax.linearize(F_x, x_flat)
         t = iterative_solve(B_mv, -r, cfg, method, fun.singular)

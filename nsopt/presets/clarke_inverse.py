@@ -47,7 +47,7 @@ import numpy as np
 from jax import Array
 
 import nsopt.implicit as ni
-from nsopt.oracles import abs as kink_abs
+from nsopt.nonsmooth import kinks
 from nsopt import validate
 from nsopt.presets.base import PresetResult, new_figure, numpy_seed
 
@@ -96,7 +96,7 @@ class Params:
 
 def phi(z: Array, kx: Array = 0.0, ky: Array = 0.0) -> Array:
     """``Phi(x, y) = (|x| + y, 2 x + |y|)`` with autodiff kink values ``abs'(0) = kx, ky``."""
-    return jnp.stack([kink_abs(z[..., 0], kx) + z[..., 1], 2.0 * z[..., 0] + kink_abs(z[..., 1], ky)],
+    return jnp.stack([kinks.abs(z[..., 0], kx) + z[..., 1], 2.0 * z[..., 0] + kinks.abs(z[..., 1], ky)],
                      axis=-1)
 
 

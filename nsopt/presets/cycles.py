@@ -28,7 +28,7 @@ nonsmooth implicit function theorem:
 - on the line with the centre choice, ``s + 0`` is interior: ``d_s T = I``,
   ``B = 0`` (singular), ``A = (1, 1) c_{xy}^T != 0``; the pseudo-inverse gives
   ``ds/dw = -B^+ A = 0``.  With a vertex choice autodiff's kink value
-  (``nsopt.prox.box``, ``kink = 0``) gives ``B = -I`` and again ``0``, although the
+  (``nsopt.nonsmooth.prox.box``, ``tie = 0``) gives ``B = -I`` and again ``0``, although the
   Clarke Jacobian of the projection at that kink contains ``B = 0``: the
   hypothesis fails for every choice.
 
@@ -69,7 +69,7 @@ import nsopt.implicit as ni
 from nsopt.oracles import Implicit, implicit_oracle
 from nsopt import validate as V
 from nsopt.presets.base import PresetResult, new_figure, numpy_seed, tuples
-from nsopt.prox import box
+from nsopt.nonsmooth.prox import box
 
 __all__ = [
     "DEGENERATE",

@@ -39,7 +39,7 @@ from jax import Array
 import nsopt
 from nsopt import validate as V
 from nsopt.presets.base import PresetResult, new_figure
-from nsopt.problems.deq import DEQDigits, deq_digits
+from nsopt.problems.deq_digits import DEQDigits, deq_digits
 
 __all__ = ["ALGORITHMS", "CLAIM", "Params", "run"]
 
@@ -112,10 +112,10 @@ def _evaluate(problem: DEQDigits, w: Any) -> dict[str, Array]:
     return {
         "test_accuracy": acc,
         "train_accuracy": jax.vmap(lambda v: problem.accuracy(v, "train"))(last),
-        "solver_converged": jnp.mean(stats.converged, axis=-1),
-        "solver_steps_max": jnp.max(stats.num_steps, axis=-1),
-        "solver_steps_mean": jnp.mean(stats.num_steps, axis=-1),
-        "solver_residual_max": jnp.max(stats.residual, axis=-1),
+        "solver_converged": jnp.mean(stats.successful, axis=-1),
+        "solver_steps_max": jnp.max(stats.stats["num_steps"], axis=-1),
+        "solver_steps_mean": jnp.mean(stats.stats["num_steps"], axis=-1),
+        "solver_residual_max": jnp.max(stats.stats["residual"], axis=-1),
     }
 
 

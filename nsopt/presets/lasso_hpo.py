@@ -80,13 +80,13 @@ def synthetic_split(n: int, p: int, seed: int = 0, snr: float = 2.0) -> dict[str
 
 
 def _tune(data: dict[str, np.ndarray], grid: int, steps: int, grid_min: float) -> dict[str, Any]:
-    import nsopt.problems.lasso as lasso
+    from nsopt.layers import lasso, lasso_hpo
 
     A, b = jnp.asarray(data["A"]), jnp.asarray(data["b"])
     args = (A, b, jnp.asarray(data["A_val"]), jnp.asarray(data["b_val"]))
     lmax = float(lasso.lambda_max(A, b))
-    vg_jit = jax.jit(jax.value_and_grad(lasso.held_out_criterion, has_aux=True))
-    v_jit = jax.jit(lasso.held_out_criterion)
+    vg_jit = jax.jit(jax.value_and_grad(lasso_hpo.held_out_criterion, has_aux=True))
+    v_jit = jax.jit(lasso_hpo.held_out_criterion)
 
     def vg(t, x):
         return vg_jit(t, x, *args)
@@ -99,12 +99,12 @@ def _tune(data: dict[str, np.ndarray], grid: int, steps: int, grid_min: float) -
     jax.block_until_ready(vg(jnp.asarray(theta0), x0))  # compile outside the timings
     jax.block_until_ready(v(jnp.asarray(theta0), x0))
     thetas = np.log(lmax * np.geomspace(1.0, grid_min, grid))
-    gd = lasso.hypergradient_descent(vg, theta0, x0, steps=steps)
-    gs = lasso.grid_search(v, thetas, x0)
+    gd = lasso_hpo.hypergradient_descent(vg, theta0, x0, steps=steps)
+    gs = lasso_hpo.grid_search(v, thetas, x0)
     test = {}
     for name, res in (("gd", gd), ("grid", gs)):
         x = lasso.solution(A, b, res.theta)
-        test[name] = float(lasso.held_out_mse(x, data["A_test"], data["b_test"]))
+        test[name] = float(lasso_hpo.held_out_mse(x, data["A_test"], data["b_test"]))
     return {"lmax": lmax, "gd": gd, "grid": gs, "test": test, "thetas": thetas}
 
 

@@ -2,17 +2,16 @@
 
 :func:`make` builds one by name (the CLI's ``problem`` config group):
 ``ring`` (2-D toy), ``relu_digits`` (ReLU MLP on load_digits), ``deq_digits``
-(monotone deep equilibrium network on load_digits).  The Lasso solution map
-lives in :mod:`nsopt.problems.lasso` (an implicit layer, not a stochastic problem).
+(monotone deep equilibrium network on load_digits).  Solution maps and implicit
+layers (the Lasso, the DEQ layer) live in :mod:`nsopt.layers`.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from nsopt.problems import lasso
 from nsopt.problems.base import Problem
-from nsopt.problems.deq import DEQDigits, MonotoneDEQ, deq_digits
+from nsopt.problems.deq_digits import DEQDigits, deq_digits
 from nsopt.problems.kinked_line import KinkedLine, kinked_line
 from nsopt.problems.relu_net import MLP, ReluDigits, load_digits_split, relu_digits
 from nsopt.problems.signed_abs import SignedAbs, signed_abs
@@ -26,9 +25,9 @@ REGISTRY: dict[str, Callable[..., Problem]] = {
     "signed_abs": signed_abs,
 }
 
-__all__ = ["DEQDigits", "KinkedLine", "MLP", "MonotoneDEQ", "Problem", "REGISTRY",
-           "ReluDigits", "Ring", "SignedAbs", "deq_digits", "kinked_line", "lasso",
-           "load_digits_split", "make", "register", "relu_digits", "ring", "signed_abs"]
+__all__ = ["DEQDigits", "KinkedLine", "MLP", "Problem", "REGISTRY", "ReluDigits", "Ring", "SignedAbs",
+           "deq_digits", "kinked_line", "load_digits_split", "make", "register", "relu_digits", "ring",
+           "signed_abs"]
 
 
 def register(name: str, factory: Callable[..., Problem]) -> None:

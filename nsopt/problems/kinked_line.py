@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from nsopt.oracles import abs as kabs
+from nsopt import validate
+from nsopt.nonsmooth import kinks
 from nsopt.oracles import relu
 from nsopt.problems.base import Problem
 
@@ -45,7 +46,7 @@ class KinkedLine(Problem):
         return relu(u, self.kink_relu) - relu(-u, self.kink_relu)
 
     def F(self, w: Array) -> Array:
-        return 0.5 * (self.g(w[0]) - 1.0) ** 2 + kabs(w[1], self.kink_abs)
+        return 0.5 * (self.g(w[0]) - 1.0) ** 2 + kinks.abs(w[1], self.kink_abs)
 
     def loss(self, w: Array, xi: Array) -> Array:
         return self.F(w) + jnp.dot(xi, w)
@@ -63,18 +64,7 @@ class KinkedLine(Problem):
 def kinked_line(noise: float = 0.3, kink_relu: float = 0.0, kink_abs: float = 0.0,
                 box: tuple[float, float, float, float] = (-2.0, -0.25, -1.0, 1.0)) -> KinkedLine:
     """Build :class:`KinkedLine` in the current default float precision."""
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise!r}")
-    f = jnp.result_type(float)
-    return KinkedLine(jnp.asarray(noise, f), jnp.asarray(kink_relu, f), jnp.asarray(kink_abs, f),
-                      tuple(float(b) for b in box))
-
-
-def kinked_line(noise: float = 0.3, kink_relu: float = 0.0, kink_abs: float = 0.0,
-                box: tuple[float, float, float, float] = (-2.0, -0.25, -1.0, 1.0)) -> KinkedLine:
-    """Build :class:`KinkedLine` in the current default float precision."""
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise!r}")
+    validate.number("noise", noise, low=0.0)
     f = jnp.result_type(float)
     return KinkedLine(jnp.asarray(noise, f), jnp.asarray(kink_relu, f), jnp.asarray(kink_abs, f),
                       tuple(float(b) for b in box))

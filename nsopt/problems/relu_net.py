@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from jax import Array
 
-from nsopt.oracles.kinks import relu
+from nsopt.nonsmooth.kinks import relu
 from nsopt.problems.base import Problem
 
 __all__ = ["MLP", "DigitsClassification", "ReluDigits", "relu_digits", "load_digits_split"]

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from nsopt.oracles import abs as kabs
+from nsopt.nonsmooth import kinks
 from nsopt.problems.base import Problem
 
 __all__ = ["SignedAbs", "signed_abs"]
@@ -40,7 +40,7 @@ class SignedAbs(Problem):
 
     def loss(self, w: Array, s: Array) -> Array:
         kink = self.kink_const + self.kink_sign * jnp.sign(s)
-        return s * kabs(w[0], kink)
+        return s * kinks.abs(w[0], kink)
 
     def sampler(self, key: Array) -> Array:
         dtype = self.kink_const.dtype

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from nsopt.oracles.kinks import abs as kabs
+from nsopt.nonsmooth import kinks
 from nsopt.problems.base import Problem
 
 __all__ = ["Ring", "ring"]
@@ -36,13 +36,13 @@ class Ring(Problem):
         return 2
 
     def loss(self, w: Array, xi: Array) -> Array:
-        return kabs(jnp.sum(w**2) - 1.0, self.kink) + jnp.dot(xi, w)
+        return kinks.abs(jnp.sum(w**2) - 1.0, self.kink) + jnp.dot(xi, w)
 
     def sampler(self, key: Array) -> Array:
         return self.noise * jax.random.normal(key, (2,), dtype=self.noise.dtype)
 
     def F(self, w: Array) -> Array:
-        return kabs(jnp.sum(w**2) - 1.0, self.kink)
+        return kinks.abs(jnp.sum(w**2) - 1.0, self.kink)
 
     def init(self, key: Array) -> Array:
         r = self.init_radius

@@ -1,4 +1,4 @@
-"""Forward-backward solution maps (THEORY.md §3): closed forms, finite differences away from
+"""Forward-backward solution maps (arXiv 2106.04350, §5): closed forms, finite differences away from
 kinks, warm starts, convergence flags, the contraction condition."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import nsopt.implicit as ni
-import nsopt.prox as P
+from nsopt.failures import RESULTS, SolverError
+import nsopt.nonsmooth.prox as P
 
 RNG = np.random.default_rng(0)
 A = jnp.asarray(RNG.normal(size=(20, 8)))
@@ -104,31 +105,35 @@ def test_box_constrained_least_squares_against_finite_differences():
     np.testing.assert_allclose(J[:, ~at_hi], 0.0, atol=1e-12)  # inactive upper bounds do not matter
 
 
-def test_warm_start_convergence_flag_and_throw():
+def test_warm_start_result_and_on_failure():
     sol = jax.jit(lambda th, x0: LASSO.solve(th, A, B, x0=x0))
     cold = sol(1.0, X0)
-    assert bool(cold.converged) and int(cold.num_steps) > 5
-    warm = sol(1.0, cold.x)
-    assert bool(warm.converged) and int(warm.num_steps) <= 2
-    np.testing.assert_allclose(LASSO(1.0, A, B, x0=cold.x), cold.x, atol=1e-10)
+    assert bool(cold.successful) and int(cold.stats["num_steps"]) > 5
+    warm = sol(1.0, cold.value)
+    assert bool(warm.successful) and int(warm.stats["num_steps"]) <= 2
+    np.testing.assert_allclose(LASSO(1.0, A, B, x0=cold.value), cold.value, atol=1e-10)
     short = ni.forward_backward(least_squares, lasso_prox, smoothness=BETA, max_steps=3, x0=X0)
-    s = short.solve(1.0, A, B)
-    assert not bool(s.converged) and int(s.num_steps) == 3 and float(s.residual) > 0
-    with pytest.raises(RuntimeError, match="did not reach"):
+    msg = "nsopt.implicit.forward_backward: did not converge within max_steps"
+    with pytest.raises(SolverError, match=msg):
+        short.solve(1.0, A, B)
+    with pytest.raises(SolverError, match=msg):
         short(1.0, A, B)
-    with pytest.raises(RuntimeError, match="did not reach"):
+    with pytest.raises(RuntimeError, match=msg):
         jax.block_until_ready(jax.jit(jax.grad(lambda th: short(th, A, B).sum()))(1.0))
     quiet = ni.forward_backward(least_squares, lasso_prox, smoothness=BETA, max_steps=3, x0=X0,
-                                throw=False)
-    np.testing.assert_allclose(quiet(1.0, A, B), s.x)
+                                on_failure="ignore")
+    s = quiet.solve(1.0, A, B)
+    assert int(s.result) == RESULTS.max_steps_reached
+    assert int(s.stats["num_steps"]) == 3 and float(s.stats["residual"]) > 0
+    np.testing.assert_allclose(quiet(1.0, A, B), s.value)
 
 
 def test_ista_and_fista_agree():
     ista = ni.forward_backward(least_squares, lasso_prox, step=1.5 / BETA, method="ista",
                                smoothness=BETA, max_steps=50_000, x0=X0)
     a, b = jax.jit(lambda th: (ista.solve(th, A, B), LASSO.solve(th, A, B)))(1.0)
-    assert bool(a.converged) and bool(b.converged)
-    np.testing.assert_allclose(a.x, b.x, atol=1e-9)
+    assert bool(a.successful) and bool(b.successful)
+    np.testing.assert_allclose(a.value, b.value, atol=1e-9)
 
 
 def test_contraction_condition_is_checked_and_reported():

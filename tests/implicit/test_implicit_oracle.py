@@ -9,7 +9,7 @@ import pytest
 
 import nsopt
 import nsopt.implicit as ni
-import nsopt.prox as P
+import nsopt.nonsmooth.prox as P
 from nsopt.oracles.implicit import Implicit, implicit_oracle
 
 RNG = np.random.default_rng(0)

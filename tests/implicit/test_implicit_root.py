@@ -1,4 +1,4 @@
-"""nsopt.implicit.root / fixed_point: the nonsmooth implicit function theorem (THEORY.md §2)."""
+"""nsopt.implicit.root / fixed_point: the nonsmooth implicit function theorem (arXiv 2106.04350)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nsopt.implicit as ni
-from nsopt.oracles import abs as kabs
+from nsopt.nonsmooth import kinks
 
 XS = jnp.array([-0.9, -0.5, 0.0, 0.3, 0.7])
 
@@ -94,7 +94,7 @@ SIGNS = list(itertools.product((1.0, -1.0), repeat=2))
 
 def phi(z, kx=0.0, ky=0.0):
     """Phi(x, y) = (|x| + y, 2x + |y|) with abs'(0) = kx, ky."""
-    return jnp.stack([kabs(z[0], kx) + z[1], 2.0 * z[0] + kabs(z[1], ky)])
+    return jnp.stack([kinks.abs(z[0], kx) + z[1], 2.0 * z[0] + kinks.abs(z[1], ky)])
 
 
 def region_matrix(sx, sy):
@@ -169,7 +169,7 @@ def test_clarke_example_fails_in_the_other_direction():
     # ... but the converse fails: N in Jac^c Phi^{-1}(0) (the mean of the four region Jacobians)
     # has N^{-1} outside Jac^c Phi(0) = {[[a, 1], [2, b]] : a, b in [-1, 1]}.  So implicit
     # differentiation of u - Psi(v) = 0 with Clarke Jacobians of Psi = Phi^{-1} does not give
-    # Clarke Jacobians of Phi (THEORY.md §2).
+    # Clarke Jacobians of Phi (arXiv 2106.04350, Thm. 1).
     N = np.mean([np.linalg.inv(region_matrix(*s)) for s in SIGNS], axis=0)
     assert clarke_hull_weights(N) is not None
     Ninv = np.linalg.inv(N)
@@ -271,7 +271,7 @@ def test_iterative_linear_solves_match_dense(method):
 
 
 def lorenz_like(u, s):
-    """||s - L(u)||^2 (s - L(u)): B = d_s F = 0 at the solution s = L(u) (THEORY.md §6)."""
+    """||s - L(u)||^2 (s - L(u)): B = d_s F = 0 at the solution s = L(u) (docs/theory.md)."""
     L = jnp.stack([10 * (u[1] - u[0]), u[0] * (28 - u[2]) - u[1], u[0] * u[1] - 8 * u[2] / 3])
     r = s - L
     return jnp.sum(r**2) * r
@@ -332,7 +332,7 @@ def test_pinv_gives_least_squares_derivative(linear_solve):
 
 def test_residual_tol_catches_a_bad_forward_solve():
     y = ni.root(circle, lambda x: jnp.sqrt(1.0 - x**2) + 1e-3, residual_tol=1e-8)
-    with pytest.raises(RuntimeError, match="residual_tol"):
+    with pytest.raises(RuntimeError, match="residual_tol"):  # raised in the compiled derivative kernel
         jax.grad(y)(0.3)
     with pytest.raises(RuntimeError, match="residual_tol"):
         jax.block_until_ready(jax.jit(jax.grad(y))(0.3))

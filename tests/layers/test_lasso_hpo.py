@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Lasso
 
-import nsopt.problems.lasso as lasso
+import nsopt.layers.lasso as lasso
+import nsopt.layers.lasso_hpo as hpo
 
 # One compiled program per criterion, shared by the tests (compilation dominates their time).
-_vg_held = jax.jit(jax.value_and_grad(lasso.held_out_criterion, has_aux=True))
-_vg_kfold = jax.jit(jax.value_and_grad(lasso.kfold_criterion, has_aux=True))
+_vg_held = jax.jit(jax.value_and_grad(hpo.held_out_criterion, has_aux=True))
+_vg_kfold = jax.jit(jax.value_and_grad(hpo.kfold_criterion, has_aux=True))
 
 
 @pytest.fixture(scope="module")
@@ -29,18 +30,18 @@ def data():
 
 
 def test_kfold_masks_partition_rows():
-    m = lasso.kfold_masks(11, 3, seed=1)
+    m = hpo.kfold_masks(11, 3, seed=1)
     assert m.shape == (3, 11)
     assert np.all(m.sum(0) == 1)  # every row held out exactly once
     assert sorted(m.sum(1)) == [3, 4, 4]
-    assert np.array_equal(lasso.kfold_masks(6, 2, seed=None)[0], [1, 1, 1, 0, 0, 0])
+    assert np.array_equal(hpo.kfold_masks(6, 2, seed=None)[0], [1, 1, 1, 0, 0, 0])
     with pytest.raises(ValueError, match="folds must be an int in \\[2, n=5\\], got 1"):
-        lasso.kfold_masks(5, 1)
+        hpo.kfold_masks(5, 1)
 
 
 def test_kfold_criterion_equals_sklearn_refits(data):
     A, b, _, _ = data
-    masks = lasso.kfold_masks(A.shape[0], 4, seed=0)
+    masks = hpo.kfold_masks(A.shape[0], 4, seed=0)
     lam = 0.1 * float(lasso.lambda_max(A, b))
     (value, xs), _ = _vg_kfold(np.log(lam), np.zeros((4, A.shape[1])), A, b, masks)
     expected = []
@@ -55,7 +56,7 @@ def test_kfold_criterion_equals_sklearn_refits(data):
 
 def test_criteria_hypergradients_match_finite_differences(data):
     A, b, A_val, b_val = data
-    masks = lasso.kfold_masks(A.shape[0], 4, seed=0)
+    masks = hpo.kfold_masks(A.shape[0], 4, seed=0)
     theta = np.log(0.15 * float(lasso.lambda_max(A, b)))
     h = 1e-5
     for vg, x0, args in (
@@ -74,9 +75,9 @@ def test_hypergradient_descent_reaches_the_grid_optimum(data):
     A, b, A_val, b_val = data
     x0 = jnp.zeros(A.shape[1])
     lmax = float(lasso.lambda_max(A, b))
-    gd = lasso.hypergradient_descent(lambda t, x: _vg_held(t, x, A, b, A_val, b_val),
+    gd = hpo.hypergradient_descent(lambda t, x: _vg_held(t, x, A, b, A_val, b_val),
                                      np.log(lmax / 2), x0, steps=40)
-    grid = lasso.grid_search(lambda t, x: _vg_held(t, x, A, b, A_val, b_val)[0],
+    grid = hpo.grid_search(lambda t, x: _vg_held(t, x, A, b, A_val, b_val)[0],
                              np.log(lmax * np.geomspace(1.0, 1e-3, 200)), x0)
     assert gd.value <= grid.value * (1 + 1e-3)
     assert gd.value < gd.values[0]  # it moved downhill from the start
@@ -89,6 +90,6 @@ def test_hypergradient_descent_on_a_smooth_function():
     def vg(t, x):
         return ((t - 1.0) ** 2, x), 2.0 * (t - 1.0)
 
-    res = lasso.hypergradient_descent(vg, 4.0, None, steps=200, first_step=10.0, theta_tol=1e-8)
+    res = hpo.hypergradient_descent(vg, 4.0, None, steps=200, first_step=10.0, theta_tol=1e-8)
     assert abs(res.theta - 1.0) < 1e-6
     assert res.values[1] > res.values[0]  # the first, too long step was rejected

@@ -1,10 +1,9 @@
-"""Held-out criteria of the Lasso and hyperparameter optimization on ``theta`` (re-exported by
-:mod:`nsopt.problems.lasso`).
+"""Held-out criteria of the Lasso and hyperparameter optimization on ``theta``.
 
-Bilevel problem (THEORY.md §3; arXiv 2106.04350): minimize over ``theta`` a held-out
+Bilevel problem (arXiv 2106.04350, §6; ``docs/theory.md``): minimize over ``theta`` a held-out
 criterion ``C(theta) = mse(x^(theta))`` of the Lasso solution ``x^(theta)``.  ``C`` is
 piecewise smooth (the Lasso path is piecewise linear); its hypergradient comes from the
-support-restricted implicit derivative of :func:`nsopt.problems.lasso.solution`.
+support-restricted implicit derivative of :func:`nsopt.layers.lasso.solution`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import numpy as np
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from nsopt.problems.lasso import LassoConfig, solution
+from nsopt.layers.lasso import LassoConfig, solution
 
 __all__ = [
     "HPOResult",

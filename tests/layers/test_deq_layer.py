@@ -1,4 +1,4 @@
-"""Monotone DEQ layer (nsopt.problems.deq): fixed point, uniqueness, implicit gradients, failures.
+"""Monotone DEQ layer (nsopt.layers.deq): fixed point, uniqueness, implicit gradients, failures.
 
 float64 throughout (tests/conftest.py sets JAX_ENABLE_X64=1).
 """
@@ -12,13 +12,8 @@ from jax.flatten_util import ravel_pytree
 
 import nsopt
 from nsopt.implicit import diagnose
-from nsopt.problems.deq import (
-    DEQSolver,
-    MonotoneDEQ,
-    deq_digits,
-    deq_map,
-    monotone_weight,
-)
+from nsopt.failures import RESULTS, SolverError
+from nsopt.layers.deq import DEQSolver, MonotoneDEQ, deq_map, monotone_weight
 
 H, D, N = 6, 4, 5
 TIGHT = DEQSolver(tol=1e-13, max_steps=2000)
@@ -70,8 +65,8 @@ def test_monotone_parametrization_and_fixed_point_residual():
     assert z.shape == (N, H) and bool(jnp.all(z >= 0))
     np.testing.assert_allclose(deq_map(W, z, v), z, atol=1e-12)
     sol = layer.apply({"params": p}, x, method=MonotoneDEQ.solve)
-    assert bool(jnp.all(sol.converged)) and float(sol.residual.max()) <= 1e-12 * (1 + 10)
-    assert int(sol.num_steps.max()) < TIGHT.max_steps
+    assert bool(jnp.all(sol.successful)) and float(sol.stats["residual"].max()) <= 1e-12 * (1 + 10)
+    assert int(sol.stats["num_steps"].max()) < TIGHT.max_steps
     # the forward-backward splitting reaches the same point
     fb = _layer(solver=DEQSolver(method="forward_backward", tol=1e-13, max_steps=50_000))
     np.testing.assert_allclose(fb.apply({"params": p}, x), z, atol=1e-10)
@@ -121,14 +116,14 @@ def test_implicit_and_unrolled_gradients_agree_when_converged():
     x, c = _data(3)
     p = _params(imp, x, seed=4)
     _away_from_kinks(imp, p, x)
-    assert bool(jnp.all(unr.apply({"params": p}, x, method=MonotoneDEQ.solve).converged))
+    assert bool(jnp.all(unr.apply({"params": p}, x, method=MonotoneDEQ.solve).successful))
     gi = jax.grad(_objective(imp, x, c))(p)
     gu = jax.grad(_objective(unr, x, c))(p)
     for a, b in zip(jax.tree.leaves(gi), jax.tree.leaves(gu)):
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
     # a truncated unrolled solve is *not* the fixed point's derivative: it is flagged
-    short = _layer(backward="unrolled", solver=DEQSolver(tol=1e-12, max_steps=3), on_failure="nan")
-    assert not bool(jnp.all(short.apply({"params": p}, x, method=MonotoneDEQ.solve).converged))
+    short = _layer(backward="unrolled", solver=DEQSolver(tol=1e-12, max_steps=3), on_failure="ignore")
+    assert not bool(jnp.all(short.apply({"params": p}, x, method=MonotoneDEQ.solve).successful))
 
 
 def test_invertibility_at_the_solution_for_both_kink_values():
@@ -178,18 +173,21 @@ def test_non_convergence_is_reported():
     layer = _layer(solver=bad)
     p = _params(_layer(), x)  # (init runs the forward solve, which would raise here)
     f = _objective(layer, x, c)
-    with pytest.raises(RuntimeError, match="did not reach"):
+    msg = "nsopt.layers.deq: did not converge within max_steps"
+    with pytest.raises(SolverError, match=msg):
         jax.block_until_ready(f(p))
-    with pytest.raises(RuntimeError, match="did not reach"):
+    with pytest.raises(RuntimeError, match=msg):
         jax.block_until_ready(jax.jit(jax.grad(f))(p))
     unrolled = _layer(solver=bad, backward="unrolled")
     with pytest.raises(RuntimeError, match="backward='unrolled'"):
         jax.block_until_ready(eqx.filter_jit(_objective(unrolled, x, c))(p))
-    # "nan": a value, not a crash; statistics say what happened
-    nan_layer = _layer(solver=bad, on_failure="nan")
-    assert bool(jnp.all(jnp.isnan(nan_layer.apply({"params": p}, x))))
-    sol = nan_layer.apply({"params": p}, x, method=MonotoneDEQ.solve)
-    assert not bool(jnp.any(sol.converged)) and int(sol.num_steps.max()) == 2
+    # "ignore": the last iterate comes back; the result code says what happened
+    quiet = _layer(solver=bad, on_failure="ignore")
+    sol = quiet.apply({"params": p}, x, method=MonotoneDEQ.solution)
+    assert sol.result.shape == (N,) and bool(jnp.all(sol.result == RESULTS.max_steps_reached))
+    np.testing.assert_array_equal(quiet.apply({"params": p}, x), sol.value)
+    stats = quiet.apply({"params": p}, x, method=MonotoneDEQ.solve)
+    assert not bool(jnp.any(stats.successful)) and int(stats.stats["num_steps"].max()) == 2
 
 
 def test_bad_configuration_errors():
@@ -200,44 +198,3 @@ def test_bad_configuration_errors():
     x, _ = _data()
     with pytest.raises(ValueError, match=r"backward must be one of \('implicit', 'unrolled'\), got 'adjoint'"):
         MonotoneDEQ(H, backward="adjoint").init(jax.random.key(0), x)
-    with pytest.raises(ValueError, match="m \\(monotonicity\\) must be > 0"):
-        deq_digits(m=0.0)
-    with pytest.raises(ValueError, match=r"kink \(relu'\(0\)\) must be in \[0, 1\]"):
-        deq_digits(kink=2.0)
-
-
-def test_deq_digits_problem_is_a_finite_sum_and_trains_with_sgd():
-    p = deq_digits(hidden=8, batch_size=16)
-    w = p.init(jax.random.key(0))
-    assert p.dim == 2 * 8 * 8 + 64 * 8 + 8 + 8 * 10 + 10
-    n = p.y_train.shape[0]
-    idx = jnp.arange(40)
-    per = jax.vmap(lambda i: p.loss(w, jnp.array([i])))(idx)
-    np.testing.assert_allclose(per.mean(), p.loss(w, idx), rtol=1e-10)
-    xi = p.sampler(jax.random.key(1))
-    assert xi.shape == (16,) and int(xi.min()) >= 0 and int(xi.max()) < n
-    traj = nsopt.run(nsopt.sgd(0.5), p.oracle(), p.sampler, w, jax.random.key(0), 400, 400)
-    assert not bool(traj.diverged)
-    w_end = jax.tree.map(lambda a: a[-1], traj.w)
-    F = jax.jit(type(p).F)
-    assert float(F(p, w_end)) < 0.5 * float(F(p, w)), (F(p, w), F(p, w_end))
-    assert bool(jnp.all(p.solve_stats(w_end).converged))
-
-
-@pytest.mark.slow
-def test_deq_digits_trains_with_run_batch_sgd_and_heavy_ball():
-    p = deq_digits(hidden=16, batch_size=16)
-    w0 = p.inits(jax.random.key(0), 1)
-    for alg in (nsopt.sgd(0.5), nsopt.heavy_ball(0.5, 0.5)):
-        traj = nsopt.run_batch(alg, p.oracle(), p.sampler, w0, 2, 200, 200, objective=p.F)
-        assert not bool(jnp.any(traj.diverged))
-        obj = np.asarray(traj.objective)[:, 0, 0]
-        assert np.all(obj[:, -1] < 0.5 * obj[:, 0]), obj
-
-
-def test_unconverged_training_run_is_flagged_diverged():
-    """on_failure='nan' (the problem's default): a failed forward solve is a value, not a crash."""
-    p = deq_digits(hidden=8, batch_size=8, max_steps=1, tol=1e-12)
-    w = deq_digits(hidden=8).init(jax.random.key(0))
-    traj = nsopt.run(nsopt.sgd(0.1), p.oracle(), p.sampler, w, jax.random.key(0), 4, 4)
-    assert bool(traj.diverged) and int(traj.diverged_step) == 1

@@ -1,4 +1,4 @@
-"""nsopt.prox: derivatives away from kinks, the documented Clarke choice on kinks, and the
+"""nsopt.nonsmooth.prox: derivatives away from kinks, the documented Clarke choice on kinks, and the
 defining inequalities of proximal maps (hypothesis)."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import nsopt.prox as P
+import nsopt.nonsmooth.prox as P
 
 
 def simplex_threshold(x, r):
     return float(P._simplex_threshold(jnp.asarray(x), jnp.asarray([r]))[0])
 
 
-# name -> (map (x, params) -> flat output, params, distance of (x, params) to the nearest kink)
+# name -> (map (x, params) -> flat output, params, distance of (x, params) to the nearest tie)
 CASES = {
     "soft_threshold": (lambda x, p: P.soft_threshold(x, p[0]), [0.5],
                        lambda x, p: np.min(np.abs(np.abs(x) - p[0]))),
@@ -64,52 +64,52 @@ def test_derivatives_match_finite_differences_away_from_kinks(name):
 # --------------------------------------------------------------------------- kinks
 
 
-@pytest.mark.parametrize("kink", [0.0, 0.3, 1.0])
-def test_soft_threshold_and_elastic_net_at_the_threshold(kink):
+@pytest.mark.parametrize("tie", [0.0, 0.3, 1.0])
+def test_soft_threshold_and_elastic_net_at_the_threshold(tie):
     x = jnp.array([0.5, -0.5, 0.2, 2.0])
-    J = jax.jit(jax.jacfwd(P.soft_threshold))(x, 0.5, kink)
-    np.testing.assert_allclose(J, np.diag([kink, kink, 0.0, 1.0]))
-    dtau = jax.jit(jax.jacfwd(P.soft_threshold, argnums=1))(x, 0.5, kink)
-    np.testing.assert_allclose(dtau, [-kink, kink, 0.0, -1.0])
-    Je = jax.jit(jax.jacrev(P.elastic_net))(x, 0.5, 1.0, kink)
-    np.testing.assert_allclose(Je, np.diag([kink, kink, 0.0, 1.0]) / 2.0)
+    J = jax.jit(jax.jacfwd(P.soft_threshold))(x, 0.5, tie)
+    np.testing.assert_allclose(J, np.diag([tie, tie, 0.0, 1.0]))
+    dtau = jax.jit(jax.jacfwd(P.soft_threshold, argnums=1))(x, 0.5, tie)
+    np.testing.assert_allclose(dtau, [-tie, tie, 0.0, -1.0])
+    Je = jax.jit(jax.jacrev(P.elastic_net))(x, 0.5, 1.0, tie)
+    np.testing.assert_allclose(Je, np.diag([tie, tie, 0.0, 1.0]) / 2.0)
 
 
-@pytest.mark.parametrize("kink", [0.0, 0.25])
-def test_box_on_its_bounds(kink):
+@pytest.mark.parametrize("tie", [0.0, 0.25])
+def test_box_on_its_bounds(tie):
     x = jnp.array([-1.0, 2.0, 0.0, 3.0])
-    J = jax.jit(jax.jacfwd(P.box, argnums=(0, 1, 2)))(x, -1.0, 2.0, kink)
-    np.testing.assert_allclose(J[0], np.diag([kink, kink, 1.0, 0.0]))
-    np.testing.assert_allclose(J[1], [1 - kink, 0.0, 0.0, 0.0])
-    np.testing.assert_allclose(J[2], [0.0, 1 - kink, 0.0, 1.0])
+    J = jax.jit(jax.jacfwd(P.box, argnums=(0, 1, 2)))(x, -1.0, 2.0, tie)
+    np.testing.assert_allclose(J[0], np.diag([tie, tie, 1.0, 0.0]))
+    np.testing.assert_allclose(J[1], [1 - tie, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(J[2], [0.0, 1 - tie, 0.0, 1.0])
 
 
-@pytest.mark.parametrize("kink", [0.0, 0.5])
-def test_l2_ball_and_group_lasso_on_their_spheres(kink):
+@pytest.mark.parametrize("tie", [0.0, 0.5])
+def test_l2_ball_and_group_lasso_on_their_spheres(tie):
     x = jnp.array([0.6, 0.8])  # ||x|| = 1
     u = np.asarray(x)
-    J = jax.jit(jax.jacfwd(P.l2_ball))(x, 1.0, kink)
-    np.testing.assert_allclose(J, kink * np.eye(2) + (1 - kink) * (np.eye(2) - np.outer(u, u)),
+    J = jax.jit(jax.jacfwd(P.l2_ball))(x, 1.0, tie)
+    np.testing.assert_allclose(J, tie * np.eye(2) + (1 - tie) * (np.eye(2) - np.outer(u, u)),
                                atol=1e-15)
-    np.testing.assert_allclose(jax.jit(jax.jacfwd(P.l2_ball, argnums=1))(x, 1.0, kink), (1 - kink) * u)
-    G = jax.jit(jax.jacrev(P.group_lasso))(x, 1.0, kink)
-    np.testing.assert_allclose(G, kink * np.outer(u, u), atol=1e-15)
+    np.testing.assert_allclose(jax.jit(jax.jacfwd(P.l2_ball, argnums=1))(x, 1.0, tie), (1 - tie) * u)
+    G = jax.jit(jax.jacrev(P.group_lasso))(x, 1.0, tie)
+    np.testing.assert_allclose(G, tie * np.outer(u, u), atol=1e-15)
     # The origin: no NaN from the norm's derivative.
-    np.testing.assert_allclose(jax.jacfwd(P.group_lasso)(jnp.zeros(2), 1.0, kink), np.zeros((2, 2)))
-    np.testing.assert_allclose(jax.jacrev(P.l2_ball)(jnp.zeros(2), 1.0, kink), np.eye(2))
+    np.testing.assert_allclose(jax.jacfwd(P.group_lasso)(jnp.zeros(2), 1.0, tie), np.zeros((2, 2)))
+    np.testing.assert_allclose(jax.jacrev(P.l2_ball)(jnp.zeros(2), 1.0, tie), np.eye(2))
 
 
-@pytest.mark.parametrize("kink", [0.0, 0.5, 1.0])
-def test_simplex_ties(kink):
+@pytest.mark.parametrize("tie", [0.0, 0.5, 1.0])
+def test_simplex_ties(tie):
     x = jnp.array([1.0, 0.0, -1.0])  # nu = 0: x_1 = nu is a tie
     np.testing.assert_allclose(P.simplex(x), [1.0, 0.0, 0.0])
-    J = jax.jit(jax.jacfwd(P.simplex))(x, 1.0, kink)
+    J = jax.jit(jax.jacfwd(P.simplex))(x, 1.0, tie)
     P_S = np.zeros((3, 3))  # support {0}: I - 1 1^T / 1 on it
     P_ST = np.zeros((3, 3))
     P_ST[:2, :2] = np.eye(2) - 0.5
-    np.testing.assert_allclose(J, kink * P_ST + (1 - kink) * P_S, atol=1e-15)
-    dr = jax.jit(jax.jacfwd(P.simplex, argnums=1))(x, 1.0, kink)
-    np.testing.assert_allclose(dr, kink * np.array([0.5, 0.5, 0.0]) + (1 - kink) * np.array([1.0, 0, 0]))
+    np.testing.assert_allclose(J, tie * P_ST + (1 - tie) * P_S, atol=1e-15)
+    dr = jax.jit(jax.jacfwd(P.simplex, argnums=1))(x, 1.0, tie)
+    np.testing.assert_allclose(dr, tie * np.array([0.5, 0.5, 0.0]) + (1 - tie) * np.array([1.0, 0, 0]))
 
 
 def test_batched_vector_maps_act_on_the_last_axis():
@@ -184,3 +184,10 @@ def test_projection_variational_inequality(name, x, w, t):
         y, inside = t * w / max(np.linalg.norm(w), 1.0) / 3.0, np.linalg.norm(p) <= t + 1e-12
     assert inside
     assert (x - p) @ (y - p) <= 1e-10
+
+
+def test_nsopt_prox_is_the_nonsmooth_module():
+    import nsopt
+    import nsopt.prox
+
+    assert nsopt.prox is P and nsopt.prox.box is P.box

@@ -1,4 +1,4 @@
-"""Monotone deep equilibrium (DEQ) layers and a DEQ classifier on ``load_digits``.
+"""Monotone deep equilibrium (DEQ) layer: forward fixed-point solve, implicit or unrolled backward.
 
 The layer maps an input ``x`` to the fixed point ``z*`` of
 
@@ -21,7 +21,8 @@ from strong monotonicity, both stopping when the fixed-point residual
 
     r(z) = ||sigma(W z + U x + b) - z||_2 <= tol (1 + ||z||_2)    (per input)
 
-or after ``max_steps`` iterations, and both reporting the flag ``converged``:
+or after ``max_steps`` iterations, and both returning a :class:`~nsopt.failures.Solution`
+(``result``: ``max_steps_reached`` when the test failed, ``nonfinite``):
 
 - ``"peaceman_rachford"`` (default; Winston & Kolter, Alg. 2) with ``V = (I + alpha (I - W))^{-1}``::
 
@@ -40,7 +41,7 @@ or after ``max_steps`` iterations, and both reporting the flag ``converged``:
 **Backward** (``backward=``):
 
 - ``"implicit"``: the nonsmooth implicit function theorem (Bolte, Le, Pauwels,
-  Silveti-Falls, arXiv 2106.04350; THEORY.md §2-§3) through
+  Silveti-Falls, arXiv 2106.04350; ``docs/theory.md``) through
   :func:`nsopt.implicit.fixed_point` on ``T(W, z, v) = relu(W z + v)`` (``v = U x + b``),
   one dense ``h x h`` system per input: with ``D = diag(relu'(W z* + v))`` (the kink
   value on ties),
@@ -57,19 +58,20 @@ or after ``max_steps`` iterations, and both reporting the flag ``converged``:
   ``"dense"`` (default: ``B`` materialized, singular values checked, LU; exact and
   robust; on CPU, LAPACK's SVD becomes several times slower per matrix above
   ``h = 25``), ``"gmres"`` (unrestarted) or ``"bicgstab"`` (matrix-free, much faster;
-  but in float32 they can fail the residual check of :mod:`nsopt.implicit`, which then
-  raises: jax's GMRES treats right-hand sides of norm below ``eps`` as zero and
+  but in float32 they can fail the residual check of :mod:`nsopt.implicit`, a failure
+  handled by ``on_failure``: jax's GMRES treats right-hand sides of norm below ``eps`` as zero and
   BiCGStab's recursive residual drifts from the true one; prefer them in float64).
 - ``"unrolled"``: backprop through exactly ``max_steps`` solver iterations
   (``lax.scan``; memory grows linearly with ``max_steps``).  When the iterations
   have converged it agrees with the implicit derivative away from kinks.
 
-**Non-convergence is never silent** (``on_failure=``): ``"raise"`` (default)
-raises an error naming the solver, residual test and ``max_steps`` (eagerly,
-under ``jit`` and ``vmap``); ``"nan"`` returns NaN for the unconverged inputs, so
-a training run through :func:`nsopt.run` is flagged by its ``diverged_step``
-instead of stopping.  :meth:`MonotoneDEQ.solve` returns the solver statistics
-(:class:`DEQSolution`).
+**Failures** follow :mod:`nsopt.failures` (``on_failure="raise"|"warn"|"ignore"``, default
+``"raise"``: eagerly, under ``jit`` and ``vmap``), with one message naming the solver, the
+residual test and ``max_steps``.  :meth:`MonotoneDEQ.__call__` returns the array ``z*``;
+:meth:`MonotoneDEQ.solution` returns it as a :class:`~nsopt.failures.Solution` (the value
+differentiable, a result code per input) and :meth:`MonotoneDEQ.solve` the forward solve only,
+with its statistics.  Turning failed inputs into NaN (to flag a training run as diverged) is
+a choice of the stochastic problem (:mod:`nsopt.problems.deq_digits`), not of the layer.
 """
 
 from __future__ import annotations
@@ -83,29 +85,25 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from nsopt import failures
+from nsopt.failures import RESULTS, Solution
 from nsopt.implicit import ImplicitFunction, LinearSolver, fixed_point
-from nsopt.oracles.kinks import relu
-from nsopt.problems.relu_net import DigitsClassification, load_digits_split
+from nsopt.nonsmooth.kinks import relu
 
 __all__ = [
     "BACKWARDS",
     "LINEAR_SOLVES",
-    "ON_FAILURE",
     "SOLVERS",
-    "DEQClassifier",
-    "DEQDigits",
-    "DEQSolution",
     "DEQSolver",
     "MonotoneDEQ",
-    "deq_digits",
     "deq_implicit",
     "deq_map",
     "monotone_weight",
 ]
 
+SOLVER = "nsopt.layers.deq"
 SOLVERS = ("peaceman_rachford", "forward_backward")
 BACKWARDS = ("implicit", "unrolled")
-ON_FAILURE = ("raise", "nan")
 LINEAR_SOLVES = ("dense", "gmres", "bicgstab")
 
 
@@ -126,22 +124,6 @@ def deq_map(W: Array, z: Array, v: Array, kink: float | Array = 0.0) -> Array:
 
 def _norm(x: Array) -> Array:
     return jnp.sqrt(jnp.sum(x * x, axis=-1))
-
-
-class DEQSolution(eqx.Module):
-    """What a forward solve returned (per input: leading axes of ``z`` without the last).
-
-    Attributes:
-        z: the last iterate (the fixed point when ``converged``).
-        residual: ``||relu(W z + v) - z||_2``.
-        num_steps: iterations done (``max_steps`` for the unrolled solver).
-        converged: ``residual <= tol (1 + ||z||_2)``.
-    """
-
-    z: Array
-    residual: Array
-    num_steps: Array
-    converged: Array
 
 
 class DEQSolver(eqx.Module):
@@ -178,10 +160,30 @@ class DEQSolver(eqx.Module):
         """``||relu(W z + v) - z||_2`` along the last axis."""
         return _norm(deq_map(W, z, v, kink) - z)
 
-    def converged(self, W: Array, z: Array, v: Array, kink: float | Array = 0.0) -> Array:
-        """The stopping test ``residual <= tol (1 + ||z||_2)`` at ``(W, z, v)`` (not differentiated)."""
-        W, z, v = jax.lax.stop_gradient((W, z, v))
-        return self.residual(W, z, v, kink) <= self.tolerance(z.dtype) * (1.0 + _norm(z))
+    def check(self, W: Array, z: Array, v: Array, kink: float | Array = 0.0,
+              num_steps: Array | None = None) -> Solution:
+        """``z`` as a :class:`~nsopt.failures.Solution`: ``max_steps_reached`` where the test
+        ``residual <= tol (1 + ||z||_2)`` fails, ``nonfinite`` where ``z`` is not finite
+        (the test is not differentiated; ``z`` is passed through)."""
+        Wc, zc, vc = jax.lax.stop_gradient((W, z, v))
+        res = self.residual(Wc, zc, vc, kink)
+        result = failures.result_where(~jnp.all(jnp.isfinite(zc), axis=-1), RESULTS.nonfinite)
+        ok = res <= self.tolerance(zc.dtype) * (1.0 + _norm(zc))
+        result = failures.result_where(~ok, RESULTS.max_steps_reached, result)
+        stats = {"residual": res}
+        if num_steps is not None:
+            stats["num_steps"] = num_steps
+        return Solution(z, result, stats)
+
+    def messages(self, backward: str) -> dict[int, str]:
+        """The failure messages of this solver (:func:`nsopt.failures.message`)."""
+        detail = (f"{self.method}: ||relu(W z + U x + b) - z|| > tol (1 + ||z||) after "
+                  f"max_steps={self.max_steps}, tol={self.tol!r} (None = sqrt(eps)), "
+                  f"step={self.step!r}, backward={backward!r}")
+        hint = ("The derivative would not be that of the fixed point. Raise max_steps, loosen "
+                "tol, or raise the monotonicity m")
+        return {RESULTS.max_steps_reached: failures.message(SOLVER, RESULTS.max_steps_reached, detail, hint),
+                RESULTS.nonfinite: failures.message(SOLVER, RESULTS.nonfinite, detail, hint)}
 
     def _alpha(self, W: Array, m: float | Array | None) -> Array:
         if self.step is not None:
@@ -215,10 +217,12 @@ class DEQSolver(eqx.Module):
         return step
 
     def solve(self, W: Array, v: Array, z0: Array | None = None, *, m: float | Array | None = None,
-              kink: float | Array = 0.0) -> DEQSolution:
+              kink: float | Array = 0.0) -> Solution:
         """Iterate from ``z0`` (default 0) until the residual test or ``max_steps`` (``lax.while_loop``).
 
-        One input: ``v`` and ``z0`` of shape ``(h,)`` (``vmap`` for a batch).  Not
+        One input: ``v`` and ``z0`` of shape ``(h,)`` (``vmap`` for a batch).  Returns a
+        :class:`~nsopt.failures.Solution` (``stats``: ``residual``, ``num_steps``); a building
+        block: nothing is handled here (:class:`MonotoneDEQ` applies ``on_failure``).  Not
         reverse-differentiable (use the implicit or unrolled backward of :class:`MonotoneDEQ`).
         """
         z0 = jnp.zeros_like(v) if z0 is None else z0
@@ -238,12 +242,13 @@ class DEQSolver(eqx.Module):
             return z, u, k + 1, residual(z)
 
         s0 = (z0, z0, jnp.asarray(0, jnp.int32), residual(z0))
-        z, _, k, res = jax.lax.while_loop(cond, body, s0)
-        return DEQSolution(z, res, k, res <= tol * (1.0 + _norm(z)))
+        z, _, k, _ = jax.lax.while_loop(cond, body, s0)
+        return self.check(W, z, v, kink, k)
 
     def unrolled(self, W: Array, v: Array, z0: Array | None = None, *, m: float | Array | None = None,
-                 kink: float | Array = 0.0) -> DEQSolution:
-        """Exactly ``max_steps`` iterations (``lax.scan``), differentiable by backprop through them."""
+                 kink: float | Array = 0.0) -> Solution:
+        """Exactly ``max_steps`` iterations (``lax.scan``), differentiable by backprop through them
+        (a :class:`~nsopt.failures.Solution`, nothing handled, as :meth:`solve`)."""
         z0 = jnp.zeros_like(v) if z0 is None else z0
         step = self._step_fn(W, v, m, kink)
 
@@ -251,25 +256,7 @@ class DEQSolver(eqx.Module):
             return step(*c), None
 
         (z, _), _ = jax.lax.scan(body, (z0, z0), None, length=self.max_steps)
-        res = self.residual(W, z, v, kink)
-        conv = self.converged(W, z, v, kink)
-        return DEQSolution(z, res, jnp.asarray(self.max_steps, jnp.int32), conv)
-
-
-def _failure_message(solver: DEQSolver, backward: str) -> str:
-    return (
-        f"nsopt.problems.deq: the {solver.method} forward solver did not reach "
-        f"||relu(W z + U x + b) - z|| <= tol (1 + ||z||) within max_steps={solver.max_steps} "
-        f"(tol={solver.tol!r}, None = sqrt(eps); step={solver.step!r}; backward={backward!r}): "
-        "the derivative would not be that of the fixed point. Raise max_steps, loosen tol, "
-        "raise the monotonicity m, or pass on_failure='nan' to flag the run as diverged instead."
-    )
-
-
-def _apply_failure(z: Array, converged: Array, on_failure: str, message: str) -> Array:
-    if on_failure == "raise":
-        return eqx.error_if(z, ~converged, message)
-    return jnp.where(converged[..., None], z, jnp.nan)
+        return self.check(W, z, v, kink, jnp.asarray(self.max_steps, jnp.int32))
 
 
 class _Layer(eqx.Module):
@@ -284,9 +271,8 @@ class _Layer(eqx.Module):
 class _Solve(eqx.Module):
     """``solve(W, v, z0) -> z`` for :func:`nsopt.implicit.fixed_point`: the last iterate.
 
-    The failure policy is applied by the caller on the returned point (so that with
-    ``on_failure="nan"`` the derivative is still assembled at a finite point and the NaN
-    comes from the value, not from a failed invertibility check).
+    The failure switch is applied by the caller on the returned point (so that a caller that
+    ignores failures still gets the derivative assembled at a finite point).
     """
 
     solver: DEQSolver
@@ -294,7 +280,7 @@ class _Solve(eqx.Module):
     kink: float = eqx.field(static=True)
 
     def __call__(self, W: Array, v: Array, z0: Array) -> Array:
-        return self.solver.solve(W, v, z0, m=self.m, kink=self.kink).z
+        return self.solver.solve(W, v, z0, m=self.m, kink=self.kink).value
 
 
 def deq_implicit(
@@ -304,15 +290,17 @@ def deq_implicit(
     kink: float = 0.0,
     linear_solve: str | LinearSolver = "dense",
     singular: str = "raise",
+    on_failure: str = "raise",
 ) -> ImplicitFunction:
     """``z_star(W, v, z0)``: the layer's fixed point for one input, differentiated implicitly.
 
-    ``z_star(W, v, z0) = solver.solve(W, v, z0).z`` (the last iterate; no failure
-    policy here: check ``solver.converged`` or use :class:`MonotoneDEQ`), and its
-    derivatives in ``W`` and ``v`` are ``-B^{-1} A`` with ``B = D W - I`` (THEORY.md §2):
+    ``z_star(W, v, z0) = solver.solve(W, v, z0).value`` (the last iterate; the forward
+    result is not handled here: check ``solver.check`` or use :class:`MonotoneDEQ`), and its
+    derivatives in ``W`` and ``v`` are ``-B^{-1} A`` with ``B = D W - I`` (arXiv 2106.04350):
     :func:`nsopt.implicit.fixed_point` on ``T(W, z, v) = relu(W z + v)``.  ``vmap`` it
     over inputs (``in_axes=(None, 0, 0)``).  ``linear_solve`` is a method name
-    (``"dense"``, ``"gmres"`` (unrestarted), ``"bicgstab"``) or a :class:`LinearSolver`.
+    (``"dense"``, ``"gmres"`` (unrestarted), ``"bicgstab"``) or a :class:`LinearSolver`;
+    ``on_failure`` handles the failures of the derivative (:func:`nsopt.implicit.root`).
     """
     if not m > 0:
         raise ValueError(f"deq_implicit m (monotonicity) must be > 0, got {m!r}")
@@ -323,10 +311,11 @@ def deq_implicit(
         _Solve(solver, float(m), float(kink)),
         linear_solve=linear_solve,
         singular=singular,
+        on_failure=on_failure,
     )
 
 
-def _param_dtype(dtype: Any) -> Any:
+def param_dtype(dtype: Any) -> Any:
     """``None``: JAX's default float (float64 under ``jax_enable_x64``; flax's default is float32)."""
     return jnp.result_type(float) if dtype is None else dtype
 
@@ -334,6 +323,7 @@ def _param_dtype(dtype: Any) -> Any:
 def _check_choice(name: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
 
 
 # --------------------------------------------------------------------------- flax modules
@@ -348,7 +338,8 @@ class MonotoneDEQ(nn.Module):
         kink: ``relu'(0)`` in ``[0, 1]`` used by the backward pass.
         solver: the forward :class:`DEQSolver`.
         backward: ``"implicit"`` or ``"unrolled"``.
-        on_failure: ``"raise"`` or ``"nan"`` when the forward solve has not converged.
+        on_failure: ``"raise"``, ``"warn"`` or ``"ignore"`` a failed forward solve (or a failed
+            implicit derivative): :mod:`nsopt.failures`.
         singular: policy of the implicit linear solve (``"raise"``; see :func:`nsopt.implicit.root`).
         init_scale: ``A`` and ``B`` start as ``N(0, init_scale^2 / h)``.
     """
@@ -366,13 +357,13 @@ class MonotoneDEQ(nn.Module):
 
     def setup(self):
         _check_choice("MonotoneDEQ backward", self.backward, BACKWARDS)
-        _check_choice("MonotoneDEQ on_failure", self.on_failure, ON_FAILURE)
+        failures.check_on_failure(self.on_failure)
         if not self.m > 0:
             raise ValueError(f"MonotoneDEQ m (monotonicity) must be > 0, got {self.m!r}")
         if not 0.0 <= self.kink <= 1.0:
             raise ValueError(f"MonotoneDEQ kink (relu'(0)) must be in [0, 1] (Clarke), got {self.kink!r}")
         h = self.features
-        dtype = _param_dtype(self.param_dtype)
+        dtype = param_dtype(self.param_dtype)
         init = nn.initializers.normal(stddev=self.init_scale / np.sqrt(h))
         self.A = self.param("A", init, (h, h), dtype)
         self.B = self.param("B", init, (h, h), dtype)
@@ -396,23 +387,29 @@ class MonotoneDEQ(nn.Module):
         z0 = jnp.zeros_like(v) if z0 is None else jnp.broadcast_to(z0, batch + (self.features,))
         return v, z0.reshape(-1, self.features).astype(v.dtype), batch
 
-    def __call__(self, x: Array, z0: Array | None = None) -> Array:
-        """``z*(x)`` for ``x`` of shape ``(..., d)``; ``z0`` a warm start (default 0)."""
+    def solution(self, x: Array, z0: Array | None = None) -> Solution:
+        """``z*(x)`` as a :class:`~nsopt.failures.Solution`: ``value`` differentiable (implicit
+        or unrolled backward), ``result`` per input (leading axes of ``x``); ``on_failure`` applied."""
         W = self.weight()
         v, z0, batch = self._batch(x, z0)
         if self.backward == "implicit":
             x_star = deq_implicit(self.solver, m=self.m, kink=self.kink,
-                                  linear_solve=self._linear_solver(), singular=self.singular)
+                                  linear_solve=self._linear_solver(), singular=self.singular,
+                                  on_failure=self.on_failure)
             z = jax.vmap(x_star, in_axes=(None, 0, 0))(W, v, z0)
-            converged = self.solver.converged(W, z, v, self.kink)
+            sol = self.solver.check(W, z, v, self.kink)
         else:
             sol = jax.vmap(lambda vi, zi: self.solver.unrolled(W, vi, zi, m=self.m, kink=self.kink))(v, z0)
-            z, converged = sol.z, sol.converged
-        z = _apply_failure(z, converged, self.on_failure, _failure_message(self.solver, self.backward))
-        return z.reshape(batch + (self.features,))
+        sol = failures.handle(sol, self.on_failure, SOLVER, self.solver.messages(self.backward))
+        return _reshape(sol, batch)
 
-    def solve(self, x: Array, z0: Array | None = None) -> DEQSolution:
-        """Forward solve only, with its statistics (per input); nothing is raised here."""
+    def __call__(self, x: Array, z0: Array | None = None) -> Array:
+        """``z*(x)`` for ``x`` of shape ``(..., d)``; ``z0`` a warm start (default 0)."""
+        return self.solution(x, z0).value
+
+    def solve(self, x: Array, z0: Array | None = None) -> Solution:
+        """Forward solve only, with its statistics per input (``residual``, ``num_steps``);
+        not differentiated; ``on_failure`` applied."""
         W = jax.lax.stop_gradient(self.weight())
         v, z0, batch = self._batch(x, z0)
         v = jax.lax.stop_gradient(v)
@@ -420,109 +417,15 @@ class MonotoneDEQ(nn.Module):
             sol = jax.vmap(lambda vi, zi: self.solver.solve(W, vi, zi, m=self.m, kink=self.kink))(v, z0)
         else:
             sol = jax.vmap(lambda vi, zi: self.solver.unrolled(W, vi, zi, m=self.m, kink=self.kink))(v, z0)
-        return jax.tree.map(lambda a: a.reshape(batch + a.shape[1:]), sol)
+        sol = failures.handle(sol, self.on_failure, SOLVER, self.solver.messages(self.backward))
+        return _reshape(sol, batch)
 
     def preactivation(self, x: Array, z: Array) -> Array:
         """``W z + U x + b`` (its zeros are the kinks of the layer)."""
         return z @ self.weight().T + self.inject(x)
 
 
-class DEQClassifier(nn.Module):
-    """``logits = Dense(z*(x))`` with ``z*`` a :class:`MonotoneDEQ` fixed point."""
 
-    features: int
-    num_classes: int
-    m: float = 0.5
-    kink: float = 0.0
-    solver: DEQSolver = DEQSolver()
-    backward: str = "implicit"
-    on_failure: str = "raise"
-    init_scale: float = 0.5
-    linear_solve: str | LinearSolver = "dense"
-    param_dtype: Any = None
-
-    def setup(self):
-        self.deq = MonotoneDEQ(self.features, self.m, self.kink, self.solver, self.backward,
-                               self.on_failure, init_scale=self.init_scale,
-                               linear_solve=self.linear_solve, param_dtype=self.param_dtype, name="deq")
-        self.head = nn.Dense(self.num_classes, param_dtype=_param_dtype(self.param_dtype), name="head")
-
-    def __call__(self, x: Array) -> Array:
-        return self.head(self.deq(x))
-
-    def solve(self, x: Array) -> DEQSolution:
-        return self.deq.solve(x)
-
-    def fixed_point(self, x: Array) -> Array:
-        return self.deq(x)
-
-    def preactivation(self, x: Array, z: Array) -> Array:
-        return self.deq.preactivation(x, z)
-
-
-# --------------------------------------------------------------------------- problem
-
-
-class DEQDigits(DigitsClassification):
-    """Cross-entropy of a :class:`DEQClassifier` on ``load_digits``; minibatch sampling.
-
-    ``F(w) = (1/N) sum_i CE(head(z*_w(x_i)), y_i)`` over the training split (exact);
-    ``xi`` is a minibatch of indices drawn uniformly with replacement, so
-    ``E_xi loss(w, xi) = F(w)``.  The autodiff oracle of ``loss`` backpropagates
-    through the implicit (or unrolled) derivative of the layer.
-    """
-
-    @property
-    def name(self) -> str:
-        return "deq_digits"
-
-    def solve_stats(self, w: Any, split: str = "test") -> DEQSolution:
-        """Forward-solver statistics (residuals, iterations, flags) on every input of ``split``."""
-        x, _ = self._split(split)
-        return self.module.apply({"params": w}, x, method=DEQClassifier.solve)
-
-
-def deq_digits(
-    hidden: int = 64,
-    batch_size: int = 32,
-    m: float = 0.5,
-    kink: float = 0.0,
-    solver: str = "peaceman_rachford",
-    step: float | None = None,
-    tol: float | None = None,
-    max_steps: int = 200,
-    backward: str = "implicit",
-    on_failure: str = "nan",
-    init_scale: float = 0.5,
-    linear_solve: str = "dense",
-    test_fraction: float = 0.2,
-    data_seed: int = 0,
-) -> DEQDigits:
-    """The monotone-DEQ-on-digits problem (see :class:`DEQDigits`, :class:`MonotoneDEQ`).
-
-    ``on_failure="nan"`` by default: a forward solve that does not converge turns the
-    run's iterates into NaN, which :func:`nsopt.run` records as ``diverged_step``.
-    """
-    if int(hidden) < 1:
-        raise ValueError(f"deq_digits hidden must be a positive width, got {hidden!r}")
-    if int(batch_size) < 1:
-        raise ValueError(f"deq_digits batch_size must be >= 1, got {batch_size!r}")
-    if not m > 0:
-        raise ValueError(f"deq_digits m (monotonicity) must be > 0, got {m!r}")
-    if not 0.0 <= kink <= 1.0:
-        raise ValueError(f"deq_digits kink (relu'(0)) must be in [0, 1] (Clarke), got {kink!r}")
-    _check_choice("deq_digits backward", backward, BACKWARDS)
-    _check_choice("deq_digits on_failure", on_failure, ON_FAILURE)
-    if not init_scale > 0:
-        raise ValueError(f"deq_digits init_scale must be > 0, got {init_scale!r}")
-    deq_solver = DEQSolver(method=solver, step=None if step is None else float(step),
-                           tol=None if tol is None else float(tol), max_steps=int(max_steps))
-    xtr, ytr, xte, yte = load_digits_split(test_fraction, data_seed)
-    f = jnp.result_type(float)
-    _check_choice("deq_digits linear_solve", linear_solve, LINEAR_SOLVES)
-    module = DEQClassifier(int(hidden), 10, float(m), float(kink), deq_solver, backward, on_failure,
-                           float(init_scale), linear_solve)
-    return DEQDigits(
-        jnp.asarray(xtr, f), jnp.asarray(ytr), jnp.asarray(xte, f), jnp.asarray(yte),
-        int(batch_size), module,
-    )
+def _reshape(sol: Solution, batch: tuple[int, ...]) -> Solution:
+    """Restore the leading (batch) axes of the inputs on every leaf."""
+    return jax.tree.map(lambda a: a.reshape(batch + a.shape[1:]), sol)

@@ -1,7 +1,7 @@
 """Nonsmooth primitives whose derivative at the kink is a parameter.
 
 Backpropagation through a program built from these returns an element of a
-*conservative* field (THEORY.md §1).  The value chosen at the kink changes the
+*conservative* field (arXiv 1909.10300; `docs/theory.md`).  The value chosen at the kink changes the
 field on a null set only, but it can create *artificial critical points*:
 ``relu(w) - relu(-w) = w`` has derivative ``2 * relu'(0)`` at ``w = 0``, which is
 ``0`` for ``relu'(0) = 0`` although ``w -> w`` has no critical point.
