@@ -11,7 +11,7 @@ An algorithm is an immutable equinox module holding its configuration
 for the sample of the point it queries, so the noise of a run depends only on
 its key and the iteration counter (not on batching or recording).
 ``step_size(k) = scale * alpha_k`` is the increment of the interpolation time
-``tau`` (THEORY.md §5).
+``tau`` (docs/theory.md §5).
 """
 
 from __future__ import annotations

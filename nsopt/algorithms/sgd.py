@@ -1,4 +1,4 @@
-"""Nonsmooth SGD (Bolte-Pauwels 2020; Bolte-Le-Pauwels 2022; THEORY.md §5).
+"""Nonsmooth SGD (Bolte-Pauwels 2020; Bolte-Le-Pauwels 2022; docs/theory.md §5).
 
     w_{k+1} = w_k - s * alpha_k * v_k,   v_k = oracle(w_k, xi_k),   xi_k = sample(k).
 

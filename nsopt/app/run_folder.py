@@ -8,7 +8,8 @@ Layout (every writer and reader goes through :class:`RunFolder`)::
     *.png          figures
     failed.json    only when the job failed: error, traceback, overrides
     summary.json   written LAST, atomically; carries sha256 hashes of config.yaml and of
-                   every result file, so completeness is verified, never assumed
+                   every result file (not of ``*.log``, which Hydra keeps appending to), so
+                   completeness is verified, never assumed
 
 A job's lifecycle: :meth:`RunFolder.begin` (sets aside results of another config,
 invalidates an old summary atomically *before* anything else is written), writes
@@ -250,7 +251,7 @@ class RunFolder:
     def complete(self, summary: Mapping[str, Any]) -> dict[str, Any]:
         """Write ``summary.json`` last, with the hashes of config.yaml and every result file."""
         names = sorted(p.name for p in self.path.iterdir()
-                       if p.is_file() and not p.name.startswith(".")
+                       if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".log")
                        and p.name not in (self.SUMMARY, self.FAILED))
         out = dict(summary)
         out["complete"] = True

@@ -1,4 +1,4 @@
-"""The ODE approach (THEORY.md §5): flows, the interpolated process, APT distances, diagnostics.
+"""The ODE approach (docs/theory.md §5): flows, the interpolated process, APT distances, diagnostics.
 
 - :mod:`~nsopt.flow.integrate`: fixed-step ``lax.scan`` integrators of ``g' = -field(g)``
   (:func:`flow`) and of the heavy-ball system ``w' = -r y, y' = field(w) - y``

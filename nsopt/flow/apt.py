@@ -1,4 +1,4 @@
-"""Distance of the interpolated process to the flow: asymptotic pseudo-trajectories (THEORY.md §5).
+"""Distance of the interpolated process to the flow: asymptotic pseudo-trajectories (docs/theory.md §5).
 
 The interpolated process ``w(t)`` is an asymptotic pseudo-trajectory (APT) of
 the flow (Benaim 1999; Benaim-Hofbauer-Sorin 2005) when, for every ``T > 0``,

@@ -1,4 +1,4 @@
-"""Diagnostics along iterates and flows (THEORY.md §5).
+"""Diagnostics along iterates and flows (docs/theory.md §5).
 
 - :func:`objective_curve`, :func:`lyapunov`: ``F(w_k)`` and the heavy-ball
   Lyapunov function ``E(w, y) = F(w) + r/2 ||y||^2`` (Le 2023) at recorded points.
@@ -257,7 +257,7 @@ def check_schedule(schedule: ScheduleLike, name: str = "alpha", num_terms: int =
     """``True`` when ``schedule`` is in ``l^2 \\ l^1`` (``sum alpha = inf``, ``sum alpha^2 < inf``).
 
     Otherwise warns with :class:`nsopt.schedules.TheoryWarning` (the APT and
-    convergence results of THEORY.md §5 do not apply: a constant step, for
+    convergence results of docs/theory.md §5 do not apply: a constant step, for
     instance, leaves an APT distance of order ``sqrt(alpha)``) and returns ``False``.
     """
     sched = as_schedule(schedule, name)

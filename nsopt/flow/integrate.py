@@ -1,4 +1,4 @@
-"""Fixed-step integrators for the limit dynamics of SGD and heavy ball (THEORY.md §5).
+"""Fixed-step integrators for the limit dynamics of SGD and heavy ball (docs/theory.md §5).
 
 Gradient flow of the differential inclusion, with ``field(w) in D_F(w)``::
 
@@ -265,7 +265,7 @@ def heavy_ball_flow(
 
     Integrated in the system's own time ``u`` (``tau`` of the result holds
     ``u``).  Its Lyapunov function is ``E = F(w) + r/2 ||y||^2``:
-    ``dE/du = -r ||y||^2`` (Le 2023; THEORY.md §5).  ``r`` may be traced.
+    ``dE/du = -r ||y||^2`` (Le 2023; docs/theory.md §5).  ``r`` may be traced.
     Iterates of ``nsopt.heavy_ball(proportional(c, alpha), scale=s)`` follow
     this system on their clock ``tau = r u`` with ``r = s / c``
     (:func:`nsopt.flow.heavy_ball_r`).

@@ -1,4 +1,4 @@
-"""The interpolated process (Benaim 1999; THEORY.md §5).
+"""The interpolated process (Benaim 1999; docs/theory.md §5).
 
     w(t) = w_i + (t - tau_i) / (tau_{i+1} - tau_i) * (w_{i+1} - w_i),   t in [tau_i, tau_{i+1}],
 

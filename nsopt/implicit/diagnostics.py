@@ -1,6 +1,6 @@
 """Diagnostics of the invertibility hypothesis at a solution ``F(theta, x) = 0``.
 
-The nonsmooth implicit function theorem (arXiv 2106.04350, Thm. 1; THEORY.md §2)
+The nonsmooth implicit function theorem (arXiv 2106.04350, Thm. 1; docs/theory.md §2)
 needs every ``B`` in the ``x``-block of the conservative Jacobian to be
 invertible.  :func:`diagnose` materializes the autodiff ``[A B]`` at one point
 (dense: meant for inspection, ``O(m^2 + m n)`` memory) and reports how far

@@ -330,13 +330,13 @@ def _tangent_kernel(fun, treedef, idx, static, leaves_p, x, diff_t):
 
     cfg = fun.linear_solver
     if fun.residual_tol is not None:
-        # The check rides on a primal value (x), so it runs in the forward pass of reverse mode.
+        # The check is a primal factor of the right-hand side, gate = 1 (or an error): a primal value
+        # the linear (and transposed) map needs, so it runs in forward and reverse mode, eager and
+        # under jit.  Attached to x or to the tangent it would be dead code whenever F is affine in x.
         res = jnp.linalg.norm(jax.lax.stop_gradient(F_x(x_flat)))
-        sol = Solution(x_flat, failures.result_where(~(res <= fun.residual_tol),
-                                                     RESULTS.residual_too_large), {"residual": res})
-        x_flat = failures.handle(sol, cfg.on_failure, SOLVER,
-                                 {RESULTS.residual_too_large: RESIDUAL_MESSAGE}).value
-
+        gate = Solution(jnp.ones((), r.dtype), failures.result_where(~(res <= fun.residual_tol),
+                                                                      RESULTS.residual_too_large), {"residual": res})
+        r = r * failures.handle(gate, cfg.on_failure, SOLVER, {RESULTS.residual_too_large: RESIDUAL_MESSAGE}).value
     m = x_flat.shape[0]
     method = cfg.resolve(m)
     if method == "dense":

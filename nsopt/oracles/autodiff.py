@@ -1,7 +1,7 @@
 """Autodiff oracles: ``oracle(w, xi) = backprop of loss(., xi) at w``.
 
 By the chain and sum rules of conservative calculus (Bolte-Pauwels 2020;
-THEORY.md §1), reverse-mode autodiff of a program built from path
+docs/theory.md §1), reverse-mode autodiff of a program built from path
 differentiable pieces returns an element ``v in D(w, xi)`` of a conservative
 field of ``loss(., xi)``; the integral rule (§4) makes its expectation a
 conservative field of ``F = E_xi loss(., xi)``.

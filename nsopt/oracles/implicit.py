@@ -1,6 +1,6 @@
 """Implicit oracles: backprop through a solution map ``x_star`` of a lower-level problem.
 
-Bilevel objective (THEORY.md §2-§3; arXiv 2106.04350, §6):
+Bilevel objective (docs/theory.md §2-§3; arXiv 2106.04350, §6):
 
     loss(w, xi) = outer(w, x_star(w, *args), xi),     v = grad_w loss(w, xi),
 

@@ -27,7 +27,7 @@ class Problem(eqx.Module):
     Subclasses define ``loss``, ``sampler``, ``F``, ``init`` and the static
     ``name``/``dim``.  ``field(w)`` defaults to backprop through ``F`` (an
     element of the expected conservative field when ``F`` is the exact
-    expectation: integral rule, THEORY.md §4).
+    expectation: integral rule, docs/theory.md §4).
     """
 
     @property

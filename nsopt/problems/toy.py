@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from nsopt import validate
 from nsopt.nonsmooth import kinks
 from nsopt.problems.base import Problem
 
@@ -56,11 +57,8 @@ class Ring(Problem):
 
 def ring(noise: float = 0.5, kink: float = 0.0, init_radius: float = 2.0) -> Ring:
     """The ring toy ``| ||w||^2 - 1 | + <xi, w>`` (see :class:`Ring`)."""
-    if not noise >= 0:
-        raise ValueError(f"ring noise must be >= 0, got {noise!r}")
-    if not -1.0 <= kink <= 1.0:
-        raise ValueError(f"ring kink (abs'(0)) must be in [-1, 1] (Clarke), got {kink!r}")
-    if not init_radius > 0:
-        raise ValueError(f"ring init_radius must be > 0, got {init_radius!r}")
+    validate.number("noise", noise, low=0.0)
+    validate.number("kink", kink, -1.0, 1.0)  # abs'(0) in the Clarke subdifferential [-1, 1]
+    validate.number("init_radius", init_radius, low=0.0, open_low=True)
     f = jnp.result_type(float)
     return Ring(jnp.asarray(noise, f), jnp.asarray(kink, f), float(init_radius))

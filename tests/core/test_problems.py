@@ -43,5 +43,5 @@ def test_make_registry_errors():
         problems.make("nope")
     with pytest.raises(TypeError, match="allowed parameters"):
         problems.make("ring", radius=3)
-    with pytest.raises(ValueError, match=r"kink \(abs'\(0\)\) must be in \[-1, 1\]"):
+    with pytest.raises(ValueError, match=r"kink=2.0 is not allowed; it must be a finite number in \[-1, 1\]"):
         problems.ring(kink=2.0)

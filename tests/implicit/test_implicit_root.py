@@ -383,3 +383,24 @@ def test_bad_arguments_are_named():
     bad = ni.root(lambda t, x: jnp.stack([x, x]), lambda t: t)
     with pytest.raises(ValueError, match="shaped like x"):
         jax.grad(bad)(1.0)
+
+
+@pytest.mark.parametrize("mode", ["eager", "jit", "vmap"])
+def test_residual_check_runs_when_F_is_affine_in_x(mode):
+    """F = theta x - 1 has B = theta, independent of x: a wrong solve (1/theta + 1) must still be
+    caught by residual_tol, not give the wrong derivative -0.75 (the truth is -1/theta^2 = -0.25)."""
+    import equinox as eqx
+
+    from nsopt import implicit
+
+    f = implicit.root(lambda th, x: th * x - 1.0, lambda th: 1.0 / th + 1.0, residual_tol=1e-3)
+    g = jax.grad(lambda th: f(th))
+    if mode == "jit":
+        g = jax.jit(g)
+    elif mode == "vmap":
+        g = jax.vmap(g)
+    theta = jnp.asarray([2.0, 2.0]) if mode == "vmap" else jnp.asarray(2.0)
+    with pytest.raises((RuntimeError, eqx.EquinoxRuntimeError), match="residual_tol"):
+        jax.block_until_ready(g(theta))
+    good = implicit.root(lambda th, x: th * x - 1.0, lambda th: 1.0 / th, residual_tol=1e-3)
+    np.testing.assert_allclose(jax.grad(lambda th: good(th))(2.0), -0.25, rtol=1e-12)
