@@ -103,14 +103,18 @@ class JobConfig:
 
 @dataclass(frozen=True)
 class FlowConfig:
-    """``flow`` group: compare the iterates with the flow of the differential inclusion."""
+    """``flow`` group: compare the iterates with the flow of the differential inclusion
+    (:func:`nsopt.flow.diagnose`)."""
 
     enabled: bool = True
     T: float = 1.0
-    num_times: int = 40
+    num_times: int | None = None
     dt: float | None = None
-    method: str = "euler"
+    steps: int = 1024
+    method: str = "heun"
     max_runs: int = 16
+    rtol: float = 0.1
+    max_steps: int | None = None
 
     def __post_init__(self):
         from nsopt.flow.integrate import METHODS
@@ -118,11 +122,16 @@ class FlowConfig:
         if not isinstance(self.enabled, bool):
             raise validate.BadValue("enabled", self.enabled, "it must be true or false")
         T = validate.number("T", self.T, low=0.0, open_low=True)
-        validate.positive_int("num_times", self.num_times)
+        if self.num_times is not None:
+            validate.positive_int("num_times", self.num_times)
         if self.dt is not None:
             validate.number("dt", self.dt, 0.0, T, open_low=True)
+        validate.positive_int("steps", self.steps)
         validate.choice("method", self.method, sorted(METHODS))
         validate.positive_int("max_runs", self.max_runs)
+        validate.number("rtol", self.rtol, low=0.0, open_low=True)
+        if self.max_steps is not None:
+            validate.positive_int("max_steps", self.max_steps)
 
 
 @dataclass(frozen=True)
@@ -308,8 +317,9 @@ def check_memory(job: MainJob, fraction: float = 0.5) -> int:
     total = per_alg * len(job.algorithms)
     if job.flow.enabled:
         flow_runs = min(c.seeds, job.flow.max_runs) * c.inits * len(c.scales)
-        steps = max(1, int(math.ceil(job.flow.T / (job.flow.dt or job.flow.T / 200))))
-        total += flow_runs * job.flow.num_times * (steps + 1) * dim * itemsize
+        steps = max(1, int(math.ceil(job.flow.T / (job.flow.dt or job.flow.T / job.flow.steps))))
+        windows = job.flow.num_times or 64
+        total += flow_runs * windows * (steps + 1) * dim * itemsize
     avail = _available_memory()
     if avail is not None and total > fraction * avail:
         raise ConfigError(

@@ -45,10 +45,17 @@ def main_job_figures(job: MainJob, arrays: Mapping[str, np.ndarray]) -> dict[str
     names = list(job.algorithms)
     k = arrays["k"]
     title = _title(job)
+    scales = list(job.config.scales)
+
+    def per_scale(n: str, j: int, key: str) -> np.ndarray:
+        x = arrays[f"{n}/{key}"][:, :, j]
+        return x.reshape(-1, *x.shape[2:])
+
+    series = [(n, j, n + (f", s={sc:g}" if len(scales) > 1 else "")) for n in names for j, sc in enumerate(scales)]
     out: dict[str, Any] = {
         "objective": plots.plot_objective(
-            k, {n: arrays[f"{n}/objective"].reshape(-1, len(k)) for n in names},
-            {n: (arrays[f"{n}/diverged_step"] >= 0).reshape(-1) for n in names}, title),
+            k, {label: per_scale(n, j, "objective") for n, j, label in series},
+            {label: per_scale(n, j, "diverged_step") >= 0 for n, j, label in series}, title),
     }
     problem = job.problem
     if problem.is_2d:
@@ -57,22 +64,46 @@ def main_job_figures(job: MainJob, arrays: Mapping[str, np.ndarray]) -> dict[str
         def F_np(pts: np.ndarray) -> np.ndarray:
             return np.asarray(F(jnp.asarray(pts.reshape(-1, 2)))).reshape(pts.shape[:-1])
 
-        out["iterates"] = plots.plot_iterates_2d({n: _finite(arrays, n, "w")[0] for n in names}, F_np, title)
+        crit = getattr(problem, "distance_to_critical", None)
+        crit_np = None
+        if crit is not None:
+            dist = jax.jit(jax.vmap(crit))
+
+            def crit_np(pts: np.ndarray) -> np.ndarray:
+                return np.asarray(dist(jnp.asarray(pts.reshape(-1, 2)))).reshape(pts.shape[:-1])
+
+        out["iterates"] = plots.plot_iterates_2d({n: _finite(arrays, n, "w")[0] for n in names}, F_np, title,
+                                                 critical=crit_np,
+                                                 totals={n: arrays[f"{n}/diverged_step"].size for n in names})
     apt = {n: _finite(arrays, n, "apt_distance") for n in names if f"{n}/apt_distance" in arrays}
     if apt:
         T = job.flow.T
-        curves = {f"{n} ({len(d)} finite of {total})": (arrays[f"{n}/apt_times"], d)
-                  for n, (d, total) in apt.items() if len(d)}
+        curves = {}
+        for n in apt:
+            for j, sc in enumerate(scales):
+                one = {k: v[:, :, j] for k, v in arrays.items() if k.startswith(f"{n}/") and np.ndim(v) >= 3}
+                d, total = _finite(one, n, "apt_distance")
+                if len(d):
+                    label = n + (f", s={sc:g}" if len(scales) > 1 else "") + f" ({len(d)} finite of {total})"
+                    curves[label] = (arrays[f"{n}/apt_times"], d)
         if curves:
             fig = flow.apt_figure(curves, T=T)
-            fig.axes[0].set_title(f"{problem.name}: APT distance, window T = {T:g} (median, 10-90% band)")
+            fig.axes[0].set_title(f"{problem.name}: APT distance to the flow, window T = {T:g}")
+            fig.axes[0].set_xlabel("start time t (interpolation time tau)")
+            fig.axes[0].legend(fontsize=7, title="lines: median over runs; bands: 10-90% quantiles",
+                               title_fontsize=7)
             out["apt"] = fig
     lyap = {n: _finite(arrays, n, "lyapunov") for n in names if f"{n}/lyapunov" in arrays}
-    lyap = {f"{n} ({len(E)} finite of {total})": (_finite(arrays, n, "lyapunov_tau")[0][: len(E)], E)
+    lyap = {f"{n}: F + r/2 |y|^2 ({len(E)} finite of {total})": (_finite(arrays, n, "lyapunov_tau")[0][: len(E)], E)
             for n, (E, total) in lyap.items() if len(E)}
-    if lyap:
-        fig = flow.lyapunov_figure(lyap)
-        fig.axes[0].set_title(f"{problem.name}: heavy-ball Lyapunov function along the iterates")
+    if lyap:  # algorithms without a momentum: their Lyapunov function is F itself
+        for n in names:
+            if f"{n}/lyapunov" not in arrays:
+                E, total = _finite(arrays, n, "objective")
+                if len(E):
+                    lyap[f"{n}: F ({len(E)} finite of {total})"] = (_finite(arrays, n, "tau")[0][: len(E)], E)
+        fig = flow.lyapunov_figure(lyap, logy=True, ylabel="Lyapunov function E")
+        fig.axes[0].set_title(f"{problem.name}: Lyapunov functions along the iterates (median, 10-90% band)")
         out["lyapunov"] = fig
     if problem.is_2d and apt:
         drawn = [n for n in names if f"{n}/w" in arrays and len(_finite(arrays, n, "w")[0])]

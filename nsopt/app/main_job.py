@@ -173,11 +173,12 @@ def _history_rows(arrays: Mapping[str, np.ndarray], names: list[str], k: np.ndar
 
 
 def _flow_diagnostics(job: MainJob, trajs: Mapping[str, Any], arrays: dict) -> dict[str, Any]:
-    """APT distances (and Lyapunov curves where the trajectory records a coupling ``r``) of the
-    first ``flow.max_runs`` seeds (docs/theory.md §5)."""
+    """:func:`nsopt.flow.diagnose` on the first ``flow.max_runs`` seeds: APT distances (a certified
+    bound for the discretized flow), the flow's own error estimate and whether it is resolved, and
+    Lyapunov curves where the trajectory records a coupling ``r`` (docs/theory.md §5)."""
     from nsopt import flow
 
-    fc, problem = job.flow, job.problem
+    fc, problem, c = job.flow, job.problem, job.config
     out: dict[str, Any] = {}
     for name, traj in trajs.items():
         n = max(1, min(fc.max_runs, traj.tau.shape[0]))
@@ -191,21 +192,32 @@ def _flow_diagnostics(job: MainJob, trajs: Mapping[str, Any], arrays: dict) -> d
             log.warning("flow: %s skipped: its horizon tau_end = %.3g is not longer than T = %g "
                         "(lower flow.T or raise num_steps)", name, tau_end, fc.T)
             continue
-        t0 = time.perf_counter()
-        times = jnp.linspace(0.0, tau_end - fc.T, fc.num_times)
-        d = np.asarray(flow.apt_distance(sub, problem.field, fc.T, times=times, dt=fc.dt, method=fc.method))
-        arrays[f"{name}/apt_times"] = np.asarray(times)
-        arrays[f"{name}/apt_distance"] = d
-        dd = d[ok]
-        dd = dd[np.all(np.isfinite(dd), axis=-1)]
-        info = {"T": fc.T, "runs": int(ok.size), "finite_runs": int(len(dd)),
-                "seconds": time.perf_counter() - t0,
-                "apt_first_median": float(np.median(dd[:, 0])) if len(dd) else None,
-                "apt_last_median": float(np.median(dd[:, -1])) if len(dd) else None}
-        if sub.r is not None:
-            arrays[f"{name}/lyapunov"] = np.asarray(flow.lyapunov(sub, problem.F))
-            arrays[f"{name}/lyapunov_tau"] = np.asarray(sub.tau)
+        update, close = step_progress(f"flow {name}", c.progress, unit="start times")
+        try:
+            rep = flow.diagnose(sub, problem.field, fc.T, num_times=fc.num_times, method=fc.method,
+                                dt=fc.dt or fc.T / fc.steps,
+                                F=problem.F if sub.r is not None else None, rtol=fc.rtol,
+                                max_steps=fc.max_steps, progress=update)
+        finally:
+            close()
+        times = np.asarray(rep.times)
+        arrays[f"{name}/apt_times"] = times.reshape(-1, times.shape[-1])[0]
+        arrays[f"{name}/apt_distance"] = np.asarray(rep.distance)
+        arrays[f"{name}/apt_grid_distance"] = np.asarray(rep.grid_distance)
+        arrays[f"{name}/apt_error"] = np.asarray(rep.error)
+        if rep.lyapunov is not None:
+            arrays[f"{name}/lyapunov"] = np.asarray(rep.lyapunov)
+            arrays[f"{name}/lyapunov_tau"] = np.asarray(rep.lyapunov_tau)
+        info = rep.summary(ok)
+        info["finite_runs"] = info.pop("runs")
+        info["runs"] = int(ok.size)
         out[name] = info
-        log.info("flow: %s APT distance (T=%g) median %s at t=0 -> %s at t=%.3g (%.1f s)", name, fc.T,
-                 _fmt(info["apt_first_median"]), _fmt(info["apt_last_median"]), tau_end - fc.T, info["seconds"])
+        log.info("flow: %s APT distance (T=%g, %s, dt=%.3g) median %s at t=0 -> %s at t=%.3g; flow error "
+                 "estimate %s, resolved in %.0f%% of the windows (%.1f s)", name, fc.T, info["method"], info["dt"],
+                 _fmt(info["apt_first_median"]), _fmt(info["apt_last_median"]), float(times.reshape(-1)[-1]),
+                 _fmt(info["error_last_median"]), 100 * (info["resolved_fraction"] or 0), info["seconds"])
+        if (info["resolved_fraction"] or 0) < 0.9:
+            log.warning("flow: %s: the flow's discretization error is not well below the APT distance in %.0f%% "
+                        "of the windows (apt_error in metrics.npz); refine with flow.dt or flow.max_steps, or read "
+                        "those distances as unresolved", name, 100 * (1 - (info["resolved_fraction"] or 0)))
     return out

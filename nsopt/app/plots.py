@@ -35,8 +35,8 @@ def plot_objective(k: np.ndarray, objectives: Mapping[str, np.ndarray], diverged
             continue
         positive &= bool(np.all(ok > 0))
         lo, med, hi = np.quantile(ok, [0.1, 0.5, 0.9], axis=0)
-        ax.plot(k, med, color=color, lw=2, label=f"{name}: median of {len(ok)} finite of {n_all} runs")
-        ax.fill_between(k, lo, hi, color=color, alpha=0.2, label=f"{name}: 10-90% quantile band")
+        line, = ax.plot(k, med, color=color, lw=2, label=f"{name}: median of {len(ok)} finite of {n_all} runs")
+        ax.fill_between(k, lo, hi, color=line.get_color(), alpha=0.15, label=f"{name}: 10-90% quantile band")
     if notes:
         ax.text(0.5, 0.5, "\n".join(notes), transform=ax.transAxes, ha="center", va="center", color="red")
     ax.set_yscale("log" if positive and not notes else "linear")
@@ -51,13 +51,15 @@ def plot_objective(k: np.ndarray, objectives: Mapping[str, np.ndarray], diverged
 
 
 def plot_iterates_2d(w: Mapping[str, np.ndarray], F: Callable[[np.ndarray], np.ndarray], title: str,
-                     max_runs: int = 12) -> Figure:
-    """Iterates ``w_k`` of a few runs over the contour lines of ``F``, one panel per algorithm.
+                     max_runs: int = 12, critical: Callable[[np.ndarray], np.ndarray] | None = None,
+                     totals: Mapping[str, int] | None = None) -> Figure:
+    """Iterates ``w_k`` of a few runs over the filled contours of ``F``, one panel per algorithm.
 
-    ``w[name]`` has shape ``(runs, records, 2)``; ``F`` maps ``(..., 2)`` points to values.
+    ``w[name]`` has shape ``(runs, records, 2)``; ``F`` maps ``(..., 2)`` points to values;
+    ``critical`` (the distance to the problem's Clarke-critical set) draws that set in red.
     """
     names = list(w)
-    fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 5), dpi=120, squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(5.6 * len(names), 5), dpi=120, squeeze=False)
     pts = np.concatenate([np.asarray(v).reshape(-1, 2) for v in w.values()])
     pts = pts[np.all(np.isfinite(pts), axis=1)]
     if len(pts) == 0:
@@ -66,10 +68,16 @@ def plot_iterates_2d(w: Mapping[str, np.ndarray], F: Callable[[np.ndarray], np.n
     pad = 0.15 * (hi - lo + 1e-9)
     gx, gy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], 200),
                          np.linspace(lo[1] - pad[1], hi[1] + pad[1], 200))
-    gz = np.asarray(F(np.stack([gx, gy], -1)))
+    grid = np.stack([gx, gy], -1)
+    gz = np.asarray(F(grid))
+    crit = None if critical is None else np.asarray(critical(grid))
     for ax, name in zip(axes[0], names):
-        cs = ax.contour(gx, gy, gz, levels=15, cmap="Greys", linewidths=0.7)
-        ax.clabel(cs, fontsize=6)
+        cf = ax.contourf(gx, gy, gz, levels=20, cmap="Greys", alpha=0.6)
+        fig.colorbar(cf, ax=ax, shrink=0.8, label="F(w)")
+        if crit is not None:
+            step = float(np.max(hi - lo + 2 * pad)) / 200
+            ax.contourf(gx, gy, crit, levels=[-1.0, 1.5 * step], colors="red")
+            ax.plot([], [], color="red", lw=1.2, label="Clarke-critical set")
         runs = np.asarray(w[name])[:max_runs]
         cmap = plt.get_cmap("viridis")
         for i, traj in enumerate(runs):
@@ -77,10 +85,14 @@ def plot_iterates_2d(w: Mapping[str, np.ndarray], F: Callable[[np.ndarray], np.n
             ax.plot(traj[:, 0], traj[:, 1], "-", color=c, lw=0.8, alpha=0.8)
             ax.plot(traj[0, 0], traj[0, 1], "o", color=c, ms=4)
             ax.plot(traj[-1, 0], traj[-1, 1], "*", color="red", ms=7)
-        ax.set_title(f"{name}: {len(runs)} runs (o start, * end)")
+        ax.plot([], [], "ko", ms=4, label="start")
+        ax.plot([], [], "r*", ms=7, label="end")
+        total = (totals or {}).get(name, len(np.asarray(w[name])))
+        ax.set_title(f"{name}: {len(runs)} of {total} runs shown")
         ax.set_xlabel("w[0]")
         ax.set_ylabel("w[1]")
         ax.set_aspect("equal", adjustable="box")
+        ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig

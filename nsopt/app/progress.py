@@ -11,7 +11,8 @@ __all__ = ["step_progress"]
 log = logging.getLogger("nsopt")
 
 
-def step_progress(label: str, enabled: bool = True) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+def step_progress(label: str, enabled: bool = True,
+                  unit: str = "steps") -> tuple[Callable[[int, int], None], Callable[[], None]]:
     """``(update, close)``: ``update(done, total)`` after each chunk of steps, ``close()`` at the end.
 
     On a terminal this draws a rich progress bar; elsewhere (CI, Slurm logs) it
@@ -22,7 +23,7 @@ def step_progress(label: str, enabled: bool = True) -> tuple[Callable[[int, int]
     if sys.stderr.isatty():
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        bar = Progress(TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+        bar = Progress(TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.completed}/{task.total} " + unit),
                        TimeRemainingColumn(), transient=True)
         task = None
 
@@ -43,7 +44,7 @@ def step_progress(label: str, enabled: bool = True) -> tuple[Callable[[int, int]
 
     def update_log(done: int, total: int) -> None:
         if done >= state["next"] * total:
-            log.info("%s: %d/%d steps (%d%%)", label, done, total, round(100 * done / total))
+            log.info("%s: %d/%d %s (%d%%)", label, done, total, unit, round(100 * done / total))
             while state["next"] * total <= done:
                 state["next"] += 0.25
 

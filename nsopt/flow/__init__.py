@@ -5,6 +5,8 @@
   (:func:`heavy_ball_flow`); Euler (default), Heun, RK4.
 - :mod:`~nsopt.flow.interpolate`: the interpolated process ``w(t)`` (:func:`interpolate`).
 - :mod:`~nsopt.flow.apt`: :func:`apt_distance` ``d_T(t) = sup_{s<=T} ||w(t+s) - g(s)||``.
+- :mod:`~nsopt.flow.report`: :func:`diagnose`, the one call per algorithm (certified APT
+  bound, discretization error estimate, Lyapunov curves, progress, timings).
 - :mod:`~nsopt.flow.diagnostics`: Lyapunov curves, gradient-sampling criticality,
   alpha-weighted occupation, the ``l^2 \\ l^1`` schedule check.
 - :mod:`~nsopt.flow.figures`: phase portraits, APT and Lyapunov figures.
@@ -17,6 +19,7 @@ from nsopt.flow.apt import (
     default_times,
     heavy_ball_r,
 )
+from nsopt.flow.report import DEFAULT_METHOD, DEFAULT_STEPS, FlowReport, diagnose
 from nsopt.flow.diagnostics import (
     MinNorm,
     check_schedule,
@@ -45,6 +48,10 @@ from nsopt.flow.integrate import (
 from nsopt.flow.interpolate import interpolate, interpolate_path
 
 __all__ = [
+    "DEFAULT_METHOD",
+    "DEFAULT_STEPS",
+    "FlowReport",
+    "diagnose",
     "DEFAULT_STEPS_PER_WINDOW",
     "METHODS",
     "RK4",

@@ -138,6 +138,47 @@ def heavy_ball_r(algorithm: HeavyBall, scales: Sequence[float] | Array | None = 
     )
 
 
+def flow_state(traj: Trajectory, r: Any, dtype: Any, where: str) -> tuple[PyTree, Array, bool]:
+    """``(x, r, heavy)``: the compared state (``w``, or ``(w, y)`` for heavy ball) in ``dtype``,
+    the coupling broadcast to the batch shape (zeros for SGD) and whether it is heavy ball.
+
+    ``r`` defaults to the coupling ``traj.r`` recorded by ``nsopt.heavy_ball`` (its last value).
+    """
+    batch = batch_shape(traj)
+    heavy = traj.y is not None
+    if heavy and r is None and getattr(traj, "r", None) is not None:
+        r = jnp.asarray(traj.r)[..., -1]  # the coupling recorded by nsopt.heavy_ball (exact for beta = c alpha)
+    if heavy and r is None:
+        raise ValueError(
+            f"{where}: traj.y is set (a heavy-ball trajectory), so the flow is the system "
+            "w' = -r y, y' = field(w) - y and r= is required; for nsopt.heavy_ball("
+            "nsopt.proportional(c, alpha), scale=s) use r = s / c = nsopt.flow.heavy_ball_r(algorithm)"
+        )
+    if not heavy and r is not None:
+        raise ValueError(
+            f"{where}: r={r!r} was given but traj.y is None (an SGD trajectory, whose flow is "
+            "g' = -field(g)); pass r only for heavy-ball trajectories"
+        )
+    if heavy:
+        r_np = _concrete(jnp.asarray(r))
+        if r_np is not None and not np.all(r_np > 0):
+            raise ValueError(f"{where}: r must be > 0, got {r!r}")
+        try:
+            r = jnp.broadcast_to(jnp.asarray(r, dtype), batch)
+        except ValueError:
+            raise ValueError(
+                f"{where}: r of shape {jnp.shape(r)} does not broadcast to the batch shape "
+                f"{batch} (allowed: a number or an array broadcastable to {batch})"
+            ) from None
+        x = (traj.w, traj.y)
+    else:
+        r = jnp.zeros(batch, dtype)
+        x = traj.w
+
+    x = jax.tree.map(lambda a: jnp.asarray(a, dtype), x)
+    return x, r, heavy
+
+
 @eqx.filter_jit
 def _apt(tau, x, field, times, h, r, num_steps, method: Scheme, num_batch, heavy):
     def single(tau, x, times, r):
@@ -208,35 +249,7 @@ def apt_distance(
     dtype = jnp.result_type(tau, *jax.tree.leaves(traj.w), float)
     tau = tau.astype(dtype)
 
-    heavy = traj.y is not None
-    if heavy and r is None and getattr(traj, "r", None) is not None:
-        r = jnp.asarray(traj.r)[..., -1]  # the coupling recorded by nsopt.heavy_ball (exact for beta = c alpha)
-    if heavy and r is None:
-        raise ValueError(
-            "apt_distance: traj.y is set (a heavy-ball trajectory), so the flow is the system "
-            "w' = -r y, y' = field(w) - y and r= is required; for nsopt.heavy_ball("
-            "nsopt.proportional(c, alpha), scale=s) use r = s / c = nsopt.flow.heavy_ball_r(algorithm)"
-        )
-    if not heavy and r is not None:
-        raise ValueError(
-            f"apt_distance: r={r!r} was given but traj.y is None (an SGD trajectory, whose flow is "
-            "g' = -field(g)); pass r only for heavy-ball trajectories"
-        )
-    if heavy:
-        r_np = _concrete(jnp.asarray(r))
-        if r_np is not None and not np.all(r_np > 0):
-            raise ValueError(f"apt_distance: r must be > 0, got {r!r}")
-        try:
-            r = jnp.broadcast_to(jnp.asarray(r, dtype), batch)
-        except ValueError:
-            raise ValueError(
-                f"apt_distance: r of shape {jnp.shape(r)} does not broadcast to the batch shape "
-                f"{batch} (allowed: a number or an array broadcastable to {batch})"
-            ) from None
-        x = (traj.w, traj.y)
-    else:
-        r = jnp.zeros(batch, dtype)
-        x = traj.w
+    x, r, heavy = flow_state(traj, r, dtype, "apt_distance")
 
     if times is None:
         times = default_times(traj, T, num_times)
@@ -252,6 +265,5 @@ def apt_distance(
             )
         _check_times(tau, times, T)
     h = jnp.asarray(T / num_steps, dtype)
-    x = jax.tree.map(lambda a: jnp.asarray(a, dtype), x)
     return _apt(tau, x, field, times.astype(dtype), h, r, num_steps, as_method(method), len(batch),
                 heavy)

@@ -65,15 +65,21 @@ def test_run_folder_numbers_match_the_api(tmp_path):
         assert summary["algorithms"][name]["final_objective"]["median"] == pytest.approx(np.median(final))
     assert m["k"].tolist() == list(range(0, 201, 20))
 
-    # flow diagnostics (on by default): the APT distances are those of nsopt.flow.apt_distance
+    # flow diagnostics (on by default): the grid sup is that of nsopt.flow.apt_distance at the same
+    # start times and steps, the certified bound is above it, and every window has an error estimate
     sgd = algs["sgd"]
     single = nsopt.run(sgd.with_scale(0.5), problem.oracle(), problem.sampler, w0[1], run_keys(cfg["seed"], 3)[0],
                        200, 20)
     times = m["sgd/apt_times"]
-    d = nsopt.flow.apt_distance(single, problem.field, cfg["flow"]["T"], times=times)
-    np.testing.assert_allclose(m["sgd/apt_distance"][0, 1, 0], d, rtol=1e-9)
+    T, dt = cfg["flow"]["T"], cfg["flow"]["T"] / cfg["flow"]["steps"]
+    d = nsopt.flow.apt_distance(single, problem.field, T, times=times, dt=dt, method=cfg["flow"]["method"])
+    np.testing.assert_allclose(m["sgd/apt_grid_distance"][0, 1, 0], d, rtol=1e-9)
+    assert np.all(m["sgd/apt_distance"] >= m["sgd/apt_grid_distance"])
+    assert np.all(m["sgd/apt_error"] >= 0)
     assert m["heavy_ball/lyapunov"].shape == m["heavy_ball/objective"].shape
-    assert summary["algorithms"]["sgd"]["flow"]["apt_last_median"] < summary["algorithms"]["sgd"]["flow"]["apt_first_median"]
+    info = summary["algorithms"]["sgd"]["flow"]
+    assert info["apt_last_median"] < info["apt_first_median"]
+    assert 0 <= info["resolved_fraction"] <= 1 and info["method"] == cfg["flow"]["method"]
     for f in ("apt.png", "phase.png", "lyapunov.png"):
         assert (tmp_path / f).is_file(), f
 
