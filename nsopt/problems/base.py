@@ -169,8 +169,9 @@ def check_problem(problem: Any) -> None:
         xi = _call("sampler", sampler, key)
     _scalar("loss", _call("loss", problem.loss, w, xi))
     _scalar("F", _call("F", problem.F, w))
-    for field, fn in (("field", problem.field), ("oracle", lambda w_: problem.oracle()(w_, xi))):
-        out = _call(field, fn, w)
+    oracle = problem.oracle()
+    for field, fn, args in (("field", problem.field, (w,)), ("oracle", oracle, (w, xi))):
+        out = _call(field, fn, *args)
         if jax.tree.structure(out) != jax.tree.structure(w) or _shapes(out) != _shapes(w):
             raise ProblemError(field, f"returns shapes {_shapes(out)}; it must return a pytree shaped like "
                                f"w (shapes {_shapes(w)})")
