@@ -111,7 +111,10 @@ def test_malformed_problem_is_rejected_naming_the_field(workdir, tmp_path):
 
     if not re.search(r"(?<![_\w])check_problem\(", Path(config.__file__).read_text()):
         pytest.skip("lead: call nsopt.problems.check_problem from nsopt.app.config._check_problem")
-    bad = (workdir / "mymodule.py").read_text().replace("return self.X.shape[1]", "return self.X.shape[1] + 1")
+    good = (workdir / "mymodule.py").read_text()
+    bad = good.replace("return jnp.mean(jnp.maximum(0.0, 1.0 - self.y * (self.X @ w)))",
+                       "return jnp.maximum(0.0, 1.0 - self.y * (self.X @ w))")   # F forgets the mean
+    assert bad != good
     (tmp_path / "conf" / "problem").mkdir(parents=True)
     (tmp_path / "mymodule.py").write_text(bad)
     (tmp_path / "conf" / "problem" / "mine.yaml").write_text(blocks("yaml")[0])
@@ -120,4 +123,5 @@ def test_malformed_problem_is_rejected_naming_the_field(workdir, tmp_path):
     out = subprocess.run([sys.executable, "-m", "nsopt", "--config-dir", "./conf", "problem=mine", *SMALL],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
-    assert "problem.dim is 11 but init returns 10 scalars" in out.stderr
+    assert re.search(r"problem.F returns \['float32\[569\]'\]; it must return one float scalar", out.stderr), \
+        out.stderr[-2000:]
