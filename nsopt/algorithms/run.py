@@ -6,7 +6,10 @@ one program, or use :func:`run_batch` for the common seeds x inits x scales
 grid.  Memory is ``O(num_steps / record_every)``: only recorded points are kept.
 
 Noise is counter based: ``xi_k = sampler(jax.random.fold_in(key, k))``, so a run
-depends only on its key, never on ``record_every`` or on the batch around it.
+depends only on its key, never on ``record_every`` or on the batch around it.  A sampler
+with a true attribute ``takes_step`` is called as ``sampler(key, k)`` with the run key
+itself (schemes that couple the steps, e.g. reshuffled epochs:
+:mod:`nsopt.problems.samplers`); it too must be a function of ``(key, k)`` only.
 """
 
 from __future__ import annotations
@@ -56,6 +59,14 @@ class Trajectory(eqx.Module):
     def diverged(self) -> Array:
         """``True`` for runs whose iterates became NaN/inf (see ``diverged_step``)."""
         return self.diverged_step >= 0
+
+    @property
+    def finite(self) -> Array:
+        """``True`` for runs whose iterates (and momentum) stayed finite: ``~diverged``.
+
+        Select the good runs of a batch with it, e.g. ``traj.objective[..., -1][traj.finite]``.
+        """
+        return self.diverged_step < 0
 
 
 def check_steps(num_steps: Any, record_every: Any) -> tuple[int, int]:
@@ -174,6 +185,9 @@ def advance(
 
 
 def _sample_fn(sampler: Sampler, key: Array) -> Callable[[Array], Any]:
+    if getattr(sampler, "takes_step", False):
+        return lambda j: sampler(key, j)
+
     def sample(j: Array) -> Any:
         return sampler(jax.random.fold_in(key, j))
 

@@ -28,6 +28,7 @@ NAMES = (
     "deq_digits",
     "relu_prime",
     "apt_schedules",
+    "reshuffling",
 )
 
 

@@ -39,7 +39,8 @@ def test_relu_digits_finite_sum():
 
 
 def test_make_registry_errors():
-    with pytest.raises(ValueError, match=r"unknown problem 'nope'; allowed: \['deq_digits', 'kinked_line', 'relu_digits', 'ring', 'signed_abs'"):
+    with pytest.raises(ValueError, match=r"unknown problem 'nope'; allowed: \['blind_deconvolution', 'deq_digits', 'kinked_line', 'lad', 'max_line', 'phase_retrieval', "
+                       r"'relu_digits', 'relu_regression', 'ring', 'signed_abs', 'svm'\]"):
         problems.make("nope")
     with pytest.raises(TypeError, match="allowed parameters"):
         problems.make("ring", radius=3)
