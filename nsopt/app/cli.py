@@ -223,8 +223,17 @@ def _headline(summary: dict) -> str:
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     task(cfg)
+
+
+def main() -> None:
+    """The console entry: ``-m``/``--multirun`` is accepted anywhere on the line (Hydra wants it
+    before the overrides), then Hydra takes over."""
+    flags = [a for a in sys.argv[1:] if a in ("-m", "--multirun")]
+    if flags:
+        sys.argv = [sys.argv[0], "-m", *[a for a in sys.argv[1:] if a not in ("-m", "--multirun")]]
+    _hydra_main()
 
 
 if __name__ == "__main__":

@@ -239,11 +239,15 @@ def build_main(plain: Mapping[str, Any]) -> MainJob:
 
 
 def _check_problem(problem: Any) -> None:
-    from nsopt.problems.base import Problem
+    from nsopt.problems.base import Problem, ProblemError, check_problem
 
     if not isinstance(problem, Problem):
         raise ConfigError(f"problem._target_ returned {type(problem).__name__}, not an nsopt Problem "
                           "(subclass nsopt.problems.Problem: loss, sampler, F, init, name, dim)")
+    try:
+        check_problem(problem)
+    except ProblemError as e:
+        raise ConfigError(str(e)) from None
 
 
 # -- presets ------------------------------------------------------------------------------------

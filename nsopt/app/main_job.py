@@ -55,8 +55,11 @@ def stats(x: np.ndarray) -> dict[str, float | None]:
 def run_main(job: MainJob, folder: RunFolder, logger: Logger) -> dict[str, Any]:
     """Run the batch of every algorithm, the flow diagnostics and the figures; returns the summary
     (without the integrity block, which :meth:`RunFolder.complete` adds)."""
+    from nsopt.flow import check_schedule
+
     c, problem = job.config, job.problem
     scales = list(c.scales)
+    check_schedule(job.schedule, "alpha")  # warns (TheoryWarning) outside l^2 \ l^1, optax schedules too
     w0 = draw_many(job.init, problem, jax.random.fold_in(jax.random.key(c.seed), 1), c.inits)
     keys = run_keys(c.seed, c.seeds)
     n_runs = c.seeds * c.inits * len(scales)

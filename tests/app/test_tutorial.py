@@ -89,8 +89,6 @@ def test_tutorial_sweep(workdir):
     assert (sweep / "report.md").read_text().count("complete") >= 6 and (sweep / "report_apt.png").is_file()
 
 
-@pytest.mark.xfail(strict=True, reason="Hydra's argparse rejects overrides after -m; needs -m moved first in "
-                                      "nsopt.app.cli.main (lead: remove this mark when that lands)")
 def test_tutorial_command_exactly_as_written(workdir):
     out = run(workdir, command(), "sweep_exact")
     assert out.returncode == 0, out.stderr[-2000:]
