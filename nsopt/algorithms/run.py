@@ -299,14 +299,22 @@ class CompiledBatch:
         return (algorithm, oracle, sampler, self._keys, self._scales, carry, self._per_chunk,
                 self.record_every, objective)
 
-    def __call__(self, progress: Callable[[int, int], None] | None = None) -> Trajectory:
+    def __call__(self, progress: Callable[[int, int], None] | None = None,
+                 on_records: Callable[[dict], None] | None = None) -> Trajectory:
+        """Run the batch.  ``progress(steps_done, num_steps)`` after each chunk; ``on_records(recs)``
+        with each chunk's records as they finish (``k = 0`` first; a dict of ``w``, ``tau``, ``k``,
+        ``objective``..., record axis 3), e.g. to log curves live."""
         carry, pieces = self._carry0, []
+        if on_records is not None:
+            on_records(jax.tree.map(lambda a: jnp.expand_dims(a, 3), self._first))
         for c in range(self.chunks):
             carry, recs = self._advance(*self._adv_args(self._placed(carry)))
             pieces.append(recs)
             if progress is not None:
                 jax.block_until_ready(carry.k)
                 progress((c + 1) * self._per_chunk * self.record_every, self.num_steps)
+            if on_records is not None:
+                on_records(recs)
         return _trajectory(_assemble(self._first, pieces), carry)
 
 

@@ -57,6 +57,7 @@ def _job_info() -> dict[str, Any]:
         "name": ",".join(overrides) or "defaults",
         "group": Path(hc.sweep.dir).name if multirun else None,
         "tags": [f"{k}:{v}" for k, v in sorted(choices.items())],
+        "choices": dict(sorted(choices.items())),
         "num": hc.job.num if multirun else None,
     }
 
@@ -181,6 +182,7 @@ def _hydra_folder(info: dict, folder):
 
 def _run(job, folder, info: dict, plain: dict) -> dict:
     from nsopt.app.config import PresetJob
+    from nsopt.app.dashboard import sweep_scalars
     from nsopt.app.environment import environment, set_precision
     from nsopt.app.loggers import make_logger
 
@@ -188,7 +190,8 @@ def _run(job, folder, info: dict, plain: dict) -> dict:
     logger = make_logger(job.logger, run_name=info["name"] if info["multirun"] else None,
                          group=info["group"], tags=info["tags"] if info["multirun"] else [])
     with set_precision(_precision(plain)):
-        logger.start(plain, folder.path)
+        logger.start({**plain, "choices": dict(info.get("choices") or {}),
+                      "overrides": list(info.get("overrides") or [])}, folder.path)
         exit_code = 1
         try:
             if isinstance(job, PresetJob):
@@ -201,8 +204,10 @@ def _run(job, folder, info: dict, plain: dict) -> dict:
                 summary = run_main(job, folder, logger)
             summary["total_s"] = time.perf_counter() - t0
             summary["environment"] = environment()
-            logger.log_summary({k: v for k, v in summary.items() if k != "environment"})
             summary = folder.complete(summary)
+            logger.log_summary(sweep_scalars(summary))
+            logger.log_artifact("results", [folder.path / f for f in summary["integrity"]["files"]]
+                                + [folder.path / RunFolder.SUMMARY])
             exit_code = 0
             return summary
         finally:

@@ -22,10 +22,16 @@ log = logging.getLogger("nsopt")
 
 
 class Logger(Protocol):
+    """What a job hands its logger, as it happens (the local run folder is written regardless)."""
+
     def start(self, config: Mapping[str, Any], run_dir: Path) -> None: ...
-    def log_history(self, rows: Sequence[Mapping[str, float]], steps: Sequence[int]) -> None: ...
+    def define_axes(self, prefixes: Sequence[str]) -> None: ...
+    def log_rows(self, rows: Sequence[Mapping[str, float]]) -> None: ...
+    def log_table(self, key: str, columns: Sequence[str], data: Sequence[Sequence[Any]],
+                  line: tuple[str, str, str] | None = None) -> None: ...
     def log_figures(self, figures: Mapping[str, Path]) -> None: ...
     def log_summary(self, summary: Mapping[str, Any]) -> None: ...
+    def log_artifact(self, name: str, files: Sequence[Path]) -> None: ...
     def finish(self, exit_code: int = 0) -> None: ...
 
 
@@ -35,13 +41,22 @@ class NoLogger:
     def start(self, config, run_dir):
         pass
 
-    def log_history(self, rows, steps):
+    def define_axes(self, prefixes):
+        pass
+
+    def log_rows(self, rows):
+        pass
+
+    def log_table(self, key, columns, data, line=None):
         pass
 
     def log_figures(self, figures):
         pass
 
     def log_summary(self, summary):
+        pass
+
+    def log_artifact(self, name, files):
         pass
 
     def finish(self, exit_code=0):
@@ -144,12 +159,36 @@ class WandbLogger:
         except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001
             log.warning("wandb %s failed (%s: %s); local results are unaffected", what, type(e).__name__, e)
 
-    def log_history(self, rows, steps):
+    def define_axes(self, prefixes):
+        """Series under each prefix (``sgd/``...) are plotted against ``k``; ``<prefix>tau`` is
+        declared too, to be picked as the alternative x-axis."""
         def go():
-            for row, step in zip(rows, steps):
-                self.run.log(dict(row), step=int(step))
+            self.run.define_metric("k")
+            for p in prefixes:
+                self.run.define_metric(f"{p}tau", step_metric="k")
+                self.run.define_metric(f"{p}*", step_metric="k")
+
+        self._safe("metric definitions", go)
+
+    def log_rows(self, rows):
+        def go():
+            for row in rows:
+                self.run.log(dict(row))
 
         self._safe("history", go)
+
+    def log_table(self, key, columns, data, line=None):
+        def go():
+            import wandb
+
+            table = wandb.Table(columns=list(columns), data=[list(r) for r in data])
+            out = {key: table}
+            if line is not None:
+                x, y, title = line
+                out[f"{key}_plot"] = wandb.plot.line(table, x, y, title=title)
+            self.run.log(out)
+
+        self._safe(f"table {key}", go)
 
     def log_figures(self, figures):
         def go():
@@ -166,6 +205,18 @@ class WandbLogger:
                     self.run.summary[k] = v
 
         self._safe("summary", go)
+
+    def log_artifact(self, name, files):
+        def go():
+            import wandb
+
+            art = wandb.Artifact(f"{name}-{self.run.id}", type="run-results",
+                                 description="the run folder's result files (the local folder is the source of truth)")
+            for f in files:
+                art.add_file(str(f), name=Path(f).name)
+            self.run.log_artifact(art)
+
+        self._safe("artifact", go)
 
     def finish(self, exit_code=0):
         if self.run is not None:

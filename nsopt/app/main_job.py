@@ -25,6 +25,7 @@ import numpy as np
 
 from nsopt.algorithms import compile_batch, progress_chunks
 from nsopt.app.config import MainJob
+from nsopt.app.dashboard import flow_tables, record_rows
 from nsopt.app.loggers import Logger
 from nsopt.app.progress import step_progress
 from nsopt.app.run_folder import RunFolder
@@ -76,8 +77,13 @@ def run_main(job: MainJob, folder: RunFolder, logger: Logger) -> dict[str, Any]:
         t1 = time.perf_counter()
         log.info("%s: compiled in %.2f s; running %d x %d steps", name, t1 - t0, n_runs, c.num_steps)
         update, close = step_progress(name, c.progress)
+        logger.define_axes([f"{name}/"])
+
+        def live(recs, name=name):  # the chunk's records, logged as soon as it finishes
+            logger.log_rows(record_rows(name, recs, scales))
+
         try:
-            traj = jax.block_until_ready(batch(progress=update))
+            traj = jax.block_until_ready(batch(progress=update, on_records=live))
         finally:
             close()
         t2 = time.perf_counter()
@@ -89,7 +95,8 @@ def run_main(job: MainJob, folder: RunFolder, logger: Logger) -> dict[str, Any]:
         for name, info in _flow_diagnostics(job, trajs, arrays).items():
             per_alg[name]["flow"] = info
     folder.write_metrics(arrays)
-    logger.log_history(_history_rows(arrays, list(job.algorithms), arrays["k"]), arrays["k"].tolist())
+    for key, columns, data, line in flow_tables(arrays, list(job.algorithms), scales):
+        logger.log_table(key, columns, data, line)
     figures: list[str] = []
     if c.figures:
         from nsopt.app.figures import main_job_figures
@@ -156,23 +163,6 @@ def _alg_summary(arrays: Mapping[str, np.ndarray], name: str, scales: list[float
 
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
-
-
-def _history_rows(arrays: Mapping[str, np.ndarray], names: list[str], k: np.ndarray) -> list[dict]:
-    rows: list[dict] = [dict() for _ in k]
-    for name in names:
-        ok = arrays[f"{name}/diverged_step"] < 0
-        flat = arrays[f"{name}/objective"][ok]  # (runs, records)
-        if flat.size == 0:
-            continue
-        q10, med, q90 = np.quantile(flat, [0.1, 0.5, 0.9], axis=0)
-        mean = flat.mean(0)
-        tau_med = np.median(arrays[f"{name}/tau"][ok], axis=0)
-        for i, row in enumerate(rows):
-            row.update({f"{name}/objective_median": float(med[i]), f"{name}/objective_q10": float(q10[i]),
-                        f"{name}/objective_q90": float(q90[i]), f"{name}/objective_mean": float(mean[i]),
-                        f"{name}/tau": float(tau_med[i])})
-    return rows
 
 
 def _flow_diagnostics(job: MainJob, trajs: Mapping[str, Any], arrays: dict) -> dict[str, Any]:

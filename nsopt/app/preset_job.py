@@ -16,6 +16,7 @@ import jax
 
 from nsopt import presets
 from nsopt.app.config import PresetJob
+from nsopt.app.dashboard import array_tables
 from nsopt.app.loggers import Logger
 from nsopt.app.run_folder import RunFolder
 
@@ -30,6 +31,8 @@ def run_preset_job(job: PresetJob, folder: RunFolder, logger: Logger) -> dict[st
     result = preset.run(job.params, jax.random.key(job.config.seed))
     if result.arrays:
         folder.write_metrics(result.arrays)
+        for key, columns, data in array_tables(result.arrays):
+            logger.log_table(key, columns, data)
     figures = []
     for name, fig in result.figures.items():
         logger.log_figures({name: folder.write_figure(name, fig, dpi=110)})

@@ -66,7 +66,8 @@ def _key(item: Any) -> str:
 
 
 def read_run(path: str | Path, wait_s: float = 0.0) -> dict[str, Any]:
-    """``{"config", "history", "summary", "files", "run", "complete"}`` of a run file.
+    """``{"config", "history", "summary", "files", "run", "artifacts", "metrics", "complete"}`` of a
+    run file (``metrics``: each defined metric and its step metric).
 
     ``complete`` says whether wandb wrote the final ``exit`` record; with
     ``wait_s > 0`` the file is re-read until it is complete or the time is up
@@ -84,7 +85,7 @@ def read_run(path: str | Path, wait_s: float = 0.0) -> dict[str, Any]:
 
 def _read_once(path: str | Path) -> dict[str, Any]:
     out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "files": [], "run": {},
-                           "complete": False}
+                           "artifacts": [], "metrics": {}, "complete": False}
     for rec in iter_records(path):
         kind = rec.WhichOneof("record_type")
         if kind == "history":
@@ -102,6 +103,12 @@ def _read_once(path: str | Path) -> dict[str, Any]:
                 out["config"][_key(i)] = json.loads(i.value_json)
             out["run"] = {"id": rec.run.run_id, "project": rec.run.project, "group": rec.run.run_group,
                           "name": rec.run.display_name, "tags": list(rec.run.tags)}
+        elif kind == "artifact":
+            a = rec.artifact
+            out["artifacts"].append({"name": a.name, "type": a.type,
+                                     "files": [c.path for c in a.manifest.contents]})
+        elif kind == "metric":
+            out["metrics"][rec.metric.name or rec.metric.glob_name] = rec.metric.step_metric
         elif kind == "exit":
             out["complete"] = True
     return out
