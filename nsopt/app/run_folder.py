@@ -250,7 +250,7 @@ class RunFolder:
     def complete(self, summary: Mapping[str, Any]) -> dict[str, Any]:
         """Write ``summary.json`` last, with the hashes of config.yaml and every result file."""
         names = sorted(p.name for p in self.path.iterdir()
-                       if p.is_file() and not p.name.startswith(".")
+                       if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".log")
                        and p.name not in (self.SUMMARY, self.FAILED))
         out = dict(summary)
         out["complete"] = True
