@@ -20,6 +20,7 @@ import shlex
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from nsopt.app.run_folder import RunFolder
 __all__ = ["main", "config_dir", "task", "run_config"]
 
 log = logging.getLogger("nsopt")
+# conf/hydra/launcher/submitit_local.yaml replaces the plugin's config of that name on purpose
+warnings.filterwarnings("ignore", message=r"[\s\S]*validated against ConfigStore schema", category=UserWarning)
 
 
 def config_dir() -> str:
@@ -113,6 +116,7 @@ def task(cfg: DictConfig) -> dict | None:
         if st.state in ("corrupt", "killed", "failed"):
             print(f"nsopt: {label} {st.state} ({st.reason}): rerunning", flush=True)
     try:
+        _compilation_cache(plain.get("compilation_cache"))
         job = _build(plain, info["overrides"])
     except ConfigError as e:
         return _failed(e, info, label, folder, yaml, command)
@@ -157,6 +161,17 @@ def run_config(plain: dict, run_dir: str | Path, overrides: list[str] | tuple = 
     except Exception as e:
         folder.fail(e, list(overrides), traceback.format_exc())
         raise
+
+
+def _compilation_cache(value) -> None:
+    """JAX's persistent compilation cache (:mod:`nsopt.app.compilation_cache`), before any compilation."""
+    from nsopt.app.compilation_cache import setup
+    from nsopt.app.config import ConfigError
+
+    if value is not None and not isinstance(value, (str, bool)) or value is True:
+        raise ConfigError(f"compilation_cache={value!r} is not allowed; it must be a folder, null (per-user "
+                          "default) or false (off)")
+    setup(value)
 
 
 def _failed(error: Exception, info: dict, label: str, folder, yaml: str, command: str = "") -> None:

@@ -83,6 +83,7 @@ class JobConfig:
     resume: bool = True
     smoke: bool = False
     run_dir: str | None = None
+    compilation_cache: str | bool | None = None
 
     def __post_init__(self):
         validate.integer("seed", self.seed, 0, 2**32 - 1)
