@@ -16,6 +16,7 @@ the repository's top-level ``conf/`` (editable install), from any working direct
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import sys
 import time
@@ -247,9 +248,24 @@ def _hydra_main(cfg: DictConfig) -> None:
     task(cfg)
 
 
+#: nsopt's Hydra launchers live in ``plugins/hydra_plugins/nsopt_launcher`` (Hydra instantiates
+#: launchers only from the ``hydra_plugins`` namespace package): this folder joins the path of the
+#: process and of the jobs it starts (submitit unpickles the launcher in each job).
+PLUGINS = str(Path(__file__).resolve().parent / "plugins")
+
+
+def _register_plugins() -> None:
+    if PLUGINS not in sys.path:
+        sys.path.append(PLUGINS)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if PLUGINS not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([*paths, PLUGINS])
+
+
 def main() -> None:
     """The console entry: ``-m``/``--multirun`` is accepted anywhere on the line (Hydra wants it
-    before the overrides), then Hydra takes over."""
+    before the overrides), nsopt's launchers are registered, then Hydra takes over."""
+    _register_plugins()
     flags = [a for a in sys.argv[1:] if a in ("-m", "--multirun")]
     if flags:
         sys.argv = [sys.argv[0], "-m", *[a for a in sys.argv[1:] if a not in ("-m", "--multirun")]]

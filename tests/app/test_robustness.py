@@ -14,7 +14,7 @@ from app_helpers import REPO, SMALL, cli_env, nsopt_cli
 
 
 def test_all_runs_diverged_gives_a_summary_and_figures_that_say_so(tmp_path):
-    out = nsopt_cli([*SMALL, "schedule=constant", "schedule.a=1000", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    out = nsopt_cli([*SMALL, "schedule=constant", "schedule.a=1.0", "scales=[1000.0]", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     for alg in ("sgd", "heavy_ball"):
