@@ -119,9 +119,9 @@ class QPSolver(eqx.Module):
     """Settings of :func:`solve` (all static; ``None`` means a power of the dtype's ``eps``).
 
     - ``tol``: interior point stop on the relative KKT residual (``eps**0.5``), then polish.
-    - ``tol_final``: if that polish fails, iterate to this residual and polish again (``eps**0.75``).
-    - ``max_steps``: interior point steps in total.
-    - ``polish_rtol``: a polished point is accepted when primal/dual feasible up to it (``eps**(2/3)``).
+    - ``max_steps``: interior point steps.
+    - ``polish_rounds``: active-set polishing rounds (``0``: return the interior point iterate).
+    - ``polish_rtol``: a polished point is accepted when primal/dual feasible up to it (``eps**0.6``).
     - ``active_rtol``: ``i`` is active when ``h_i - G_i x <= active_rtol (1 + |h_i| + |G_i| |x|)``;
       strongly active when also ``z_i > active_rtol (1 + |z|_inf)``, else weakly active (``eps**0.5``).
     - ``rank_rtol``: rows are rank deficient when ``sigma_min / sigma_max <= rank_rtol``, and ``Q``
@@ -132,8 +132,8 @@ class QPSolver(eqx.Module):
     """
 
     tol: float | None = eqx.field(static=True, default=None)
-    tol_final: float | None = eqx.field(static=True, default=None)
     max_steps: int = eqx.field(static=True, default=100)
+    polish_rounds: int = eqx.field(static=True, default=8)
     polish_rtol: float | None = eqx.field(static=True, default=None)
     active_rtol: float | None = eqx.field(static=True, default=None)
     rank_rtol: float | None = eqx.field(static=True, default=None)
@@ -141,17 +141,18 @@ class QPSolver(eqx.Module):
     check: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self) -> None:
-        for name in ("tol", "tol_final", "polish_rtol", "active_rtol", "rank_rtol", "psd_rtol"):
+        for name in ("tol", "polish_rtol", "active_rtol", "rank_rtol", "psd_rtol"):
             v = getattr(self, name)
             if v is not None:
                 validate.number(f"QPSolver.{name}", v, 0.0, 1.0, open_low=True, open_high=True)
         validate.positive_int("QPSolver.max_steps", self.max_steps)
+        validate.integer("QPSolver.polish_rounds", self.polish_rounds, low=0)
         if not isinstance(self.check, bool):
             raise validate.BadValue("QPSolver.check", self.check, "it must be True or False")
 
     def resolved(self, dtype) -> dict[str, float]:
         """The tolerances for ``dtype`` (``None`` replaced by the default power of ``eps``)."""
-        defaults = {"tol": 0.5, "tol_final": 0.75, "polish_rtol": 2 / 3, "active_rtol": 0.5,
+        defaults = {"tol": 0.5, "polish_rtol": 0.6, "active_rtol": 0.5,
                     "rank_rtol": 0.5, "psd_rtol": 0.5}
         return {k: (_eps_power(dtype, p) if getattr(self, k) is None else float(getattr(self, k)))
                 for k, p in defaults.items()}
@@ -245,15 +246,10 @@ def _qp_primal(Q, q, G, h, A, b, w, cfg: QPSolver):
     psd = lam_min >= -tols["psd_rtol"] * jnp.linalg.norm(Q)
 
     st = qp_ipm.initial_point(Q, q, G, h, A, b)
-    polished = jnp.asarray(False)
-    x, y, z = st.x, st.y, st.z
-    for tol in (tols["tol"], tols["tol_final"]):
-        st = qp_ipm.interior_point(Q, q, G, h, A, b, st, tol, cfg.max_steps, skip=polished)
-        xp, yp, zp, ok = qp_ipm.polish(Q, q, G, h, A, b, st.z > st.s, tols["polish_rtol"])
-        ok = ok & ~polished & (st.res <= tols["tol"])
-        x, y, z = (jnp.where(ok, u, v) for u, v in ((xp, x), (yp, y), (zp, z)))
-        polished = polished | ok
-    x, y, z = (jnp.where(polished, u, v) for u, v in ((x, st.x), (y, st.y), (z, st.z)))
+    st = qp_ipm.interior_point(Q, q, G, h, A, b, st, tols["tol"], cfg.max_steps)
+    xp, yp, zp, polished, rounds = qp_ipm.polish(Q, q, G, h, A, b, st.z > st.s, tols["polish_rtol"],
+                                                 cfg.polish_rounds)
+    x, y, z = (jnp.where(polished, u, v) for u, v in ((xp, st.x), (yp, st.y), (zp, st.z)))
     converged = polished | (st.res <= tols["tol"])
     infeasible, unbounded = qp_ipm.certificates(Q, q, G, h, A, b, st, tols["polish_rtol"] ** 0.5)
 
@@ -268,6 +264,7 @@ def _qp_primal(Q, q, G, h, A, b, w, cfg: QPSolver):
         "num_steps": st.steps,
         "residual": st.res,
         "polished": polished,
+        "polish_rounds": rounds,
         "num_active": jnp.sum(E).astype(jnp.int32),
         "num_weakly_active": jnp.sum(E & ~S).astype(jnp.int32),
     }

@@ -19,7 +19,7 @@ factorization.  It stops when the relative KKT residual
 
 is ``<= tol``.
 
-**Polishing** (the QP analogue of the Lasso's Newton step on its support): with the
+**Polishing** (the QP analogue of the Lasso's Newton step on its support): from the
 active-set guess ``I = {i : z_i > s_i}``, solve the equality-constrained KKT system
 
     [Q          A^T   G^T     ] [x]   [ -q   ]
@@ -28,8 +28,10 @@ active-set guess ``I = {i : z_i > s_i}``, solve the equality-constrained KKT sys
 
 (rows of ``I`` held at equality, the other multipliers at zero) and accept it when it is
 primal and dual feasible up to ``polish_rtol``: then it is the solution exact to
-rounding (the KKT conditions hold with the identified active set).  A failed polish
-runs the interior point method further, to ``tol_final``, and polishes again.
+rounding (the KKT conditions hold with the identified active set).  Otherwise update
+``I`` (add violated rows, drop negative multipliers: a primal-dual active-set round) and
+solve again, up to ``max_rounds`` times; this settles near-degenerate constraints that
+the interior point method cannot separate (``s_i z_i = mu`` with both small).
 
 **Failure detection.**  A run that does not converge is classified by the
 normalized final iterates: ``infeasible`` when ``(y, z) / |(y, z)|`` is a Farkas
@@ -89,8 +91,10 @@ def _max_step(v: Array, dv: Array) -> Array:
 def _reduced_lu(Q, G, A, W):
     n, p = Q.shape[0], A.shape[0]
     H = Q + (G.T * W) @ G
+    # A tiny regularization on the scale of the data (not of H, whose entries grow like z / s):
+    # it keeps K nonsingular for rank-deficient A or singular Q without perturbing the steps.
     eps = jnp.finfo(Q.dtype).eps
-    delta = 10.0 * eps * (1.0 + _inf(H))
+    delta = eps * (1.0 + _inf(Q) + _inf(A) ** 2)
     K = jnp.block([[H + delta * jnp.eye(n, dtype=Q.dtype), A.T],
                    [A, -delta * jnp.eye(p, dtype=Q.dtype)]])
     return lu_factor(K)
@@ -155,12 +159,11 @@ def initial_point(Q, q, G, h, A, b) -> IPMState:
     return st._replace(res=_relres(Q, q, G, h, A, b, st))
 
 
-def interior_point(Q, q, G, h, A, b, st: IPMState, tol: float | Array, max_steps: int,
-                   skip: Array | bool = False) -> IPMState:
+def interior_point(Q, q, G, h, A, b, st: IPMState, tol: float | Array, max_steps: int) -> IPMState:
     """Mehrotra steps from ``st`` until ``res <= tol``, ``max_steps`` total steps, or divergence."""
 
     def cond(st):
-        return ~skip & (st.res > tol) & (st.steps < max_steps) & ~st.blown & jnp.isfinite(st.res)
+        return (st.res > tol) & (st.steps < max_steps) & ~st.blown & jnp.isfinite(st.res)
 
     return lax.while_loop(cond, lambda st: _ipm_step(Q, q, G, h, A, b, st), st)
 
@@ -176,26 +179,49 @@ def kkt_matrix(Q: Array, G: Array, A: Array, a: Array) -> Array:
     ])
 
 
-def polish(Q, q, G, h, A, b, active: Array, rtol: float | Array):
-    """Solve the KKT system with the rows ``active`` at equality; ``ok`` when feasible up to ``rtol``.
-
-    Returns ``(x, y, z, ok)`` with ``z = 0`` off ``active``.
-    """
+def _polish_once(Q, q, G, h, A, b, active: Array, rtol):
     n, p = Q.shape[0], A.shape[0]
     a = active.astype(Q.dtype)
     K = kkt_matrix(Q, G, A, a)
     sol = lu_solve(lu_factor(K), jnp.concatenate([-q, b, a * h]))
     x, y, z = sol[:n], sol[n:n + p], sol[n + p:]
-    Gx = G @ x
+    viol = G @ x - h
     row = 1.0 + jnp.abs(h) + jnp.abs(G) @ jnp.abs(x)
     zscale = 1.0 + _inf(z)
-    primal = jnp.all(Gx - h <= rtol * row) & jnp.all(jnp.abs(A @ x - b) <= rtol * (1.0 + jnp.abs(b) + jnp.abs(A) @ jnp.abs(x)))
-    dual = jnp.all(jnp.where(active, z, 0.0) >= -rtol * zscale)
+    eq = jnp.abs(A @ x - b) <= rtol * (1.0 + jnp.abs(b) + jnp.abs(A) @ jnp.abs(x))
     rd = Q @ x + q + A.T @ y + G.T @ z
     stat = _inf(rd) <= rtol * (1.0 + _inf(q) + _inf(Q @ x) + _inf(G.T @ z) + _inf(A.T @ y))
-    ok = primal & dual & stat & jnp.all(jnp.isfinite(sol))
+    bad_primal = viol > rtol * row  # violated rows: add them
+    bad_dual = active & (z < -rtol * zscale)  # negative multipliers: drop them
+    ok = ~jnp.any(bad_primal) & ~jnp.any(bad_dual) & jnp.all(eq) & stat & jnp.all(jnp.isfinite(sol))
     z = jnp.where(active, jnp.maximum(z, 0.0), 0.0)
-    return x, y, z, ok
+    new_active = (active & ~bad_dual) | bad_primal
+    return x, y, z, ok, new_active
+
+
+def polish(Q, q, G, h, A, b, active: Array, rtol: float | Array, max_rounds: int):
+    """Primal-dual active-set rounds from the guess ``active`` until the KKT check passes.
+
+    Each round solves :func:`kkt_matrix` with ``a = 1_active`` (one semismooth Newton step
+    on ``min(z, h - G x)``: Hintermueller, Ito & Kunisch, SIAM J. Optim. 13, 2002), then
+    adds the violated rows and drops the negative multipliers.  Returns ``(x, y, z, ok,
+    rounds)``; ``ok`` when primal and dual feasible and stationary up to ``rtol``, with
+    ``z = 0`` off the active set (so the point is exact to rounding).
+    """
+    n, p, m = Q.shape[0], A.shape[0], G.shape[0]
+    dt = Q.dtype
+    init = (jnp.zeros(n, dt), jnp.zeros(p, dt), jnp.zeros(m, dt), jnp.asarray(False), active,
+            jnp.asarray(False), jnp.asarray(0, jnp.int32))
+
+    def cond(c):
+        return ~c[3] & ~c[5] & (c[6] < max_rounds)
+
+    def body(c):
+        x, y, z, ok, new = _polish_once(Q, q, G, h, A, b, c[4], rtol)
+        return x, y, z, ok, new, jnp.all(new == c[4]), c[6] + 1
+
+    x, y, z, ok, _, _, rounds = lax.while_loop(cond, body, init)
+    return x, y, z, ok, rounds
 
 
 def certificates(Q, q, G, h, A, b, st: IPMState, rtol: float | Array) -> tuple[Array, Array]:
