@@ -203,35 +203,35 @@ def _classify(G, h, x, z, w, rtol):
 
 
 def _invertibility(Q, G, A, E, S, rtol):
-    """``(rank_ok, pd_ok, sigma_ratio, hessian_ratio)`` of the implicit function theorem's hypothesis."""
+    """``(rank_ok, pd_ok, sigma_ratio, hessian_ratio)`` of the implicit function theorem's hypothesis.
+
+    ``sigma_ratio = sigma_k / sigma_1`` of ``[A; G_E]`` (``k`` its number of rows; 0 when ``k > n``)
+    and ``hessian_ratio = lambda_min(N^T Q N) / ||Q||_F`` with ``N`` an orthonormal basis of the
+    null space of ``[A; G_S]`` (from the eigenvectors of ``C_S^T C_S`` with the ``n - rank``
+    smallest eigenvalues; the rank is ``p + |S|`` once ``[A; G_E]`` passed, ``S`` being in ``E``).
+    """
     n, p = Q.shape[0], A.shape[0]
     dt = Q.dtype
+    tiny = jnp.finfo(dt).tiny
     if p + G.shape[0] == 0:
-        one = jnp.asarray(1.0, dt)
-        C_S = jnp.zeros((0, n), dt)
-        sigma_ratio, r = one, 0
-        rank_ok = jnp.asarray(True)
+        sigma_ratio, rank_ok = jnp.asarray(1.0, dt), jnp.asarray(True)
+        Z = jnp.eye(n, dtype=dt)
+        keep = jnp.ones(n, dt)
     else:
         C_E = jnp.concatenate([A, jnp.where(E[:, None], G, 0.0)])
         sig = jnp.linalg.svd(C_E, compute_uv=False)
         k = p + jnp.sum(E)
         kth = sig[jnp.clip(k - 1, 0, sig.shape[0] - 1)]
-        sigma_ratio = jnp.where(k == 0, 1.0, jnp.where(k > n, 0.0, kth / jnp.maximum(sig[0], jnp.finfo(dt).tiny)))
+        sigma_ratio = jnp.where(k == 0, 1.0, jnp.where(k > n, 0.0, kth / jnp.maximum(sig[0], tiny)))
         rank_ok = sigma_ratio > rtol
         C_S = jnp.concatenate([A, jnp.where(S[:, None], G, 0.0)])
-        r = p + jnp.sum(S)
-    if C_S.shape[0] == 0:
-        P = jnp.eye(n, dtype=dt)
-    else:
-        _, _, Vh = jnp.linalg.svd(C_S, full_matrices=True)
-        keep = (jnp.arange(n) >= r).astype(dt)  # right singular vectors past the rank: the null space
-        P = (Vh.T * keep) @ Vh
+        _, V = jnp.linalg.eigh(C_S.T @ C_S)  # ascending: the null space comes first
+        keep = (jnp.arange(n) < n - (p + jnp.sum(S))).astype(dt)
+        Z = V * keep
     nq = jnp.linalg.norm(Q)
     c = jnp.where(nq > 0, nq, 1.0)
-    eye = jnp.eye(n, dtype=dt)
-    M = P @ Q @ P + c * (eye - P)
-    lam = jnp.linalg.eigvalsh(0.5 * (M + M.T))[0]
-    hessian_ratio = lam / c
+    M = Z.T @ Q @ Z + c * jnp.diag(1.0 - keep)
+    hessian_ratio = jnp.linalg.eigvalsh(0.5 * (M + M.T))[0] / c
     return rank_ok, hessian_ratio > rtol, sigma_ratio, hessian_ratio
 
 

@@ -1,0 +1,1 @@
+"""Presets reproducing the papers' experiments (protocol: :mod:`nsopt.presets.base`)."""
