@@ -16,8 +16,9 @@ Layers: nsopt (``jax.jit(jax.grad(...))``, default ``QPSolver``); qpax 0.1.4
 differentiates a relaxed, smoothed KKT system) and at the most accurate of a small
 grid of settings (chosen on the single QP, reported); cvxpylayers 1.2 (JAX interface,
 its default DIFFCP backend: SCS and diffcp, eager: it is not jittable).  Times are
-medians over ``--repeats`` calls after a warm-up (compilation excluded), interleaved so
-that load from other processes hits all alike.
+medians over ``--repeats`` rounds after a warm-up (compilation excluded; one gradient is
+the mean of 10 consecutive calls, a batch one call, each after one untimed call), interleaved
+so that load from other processes hits all alike.
 
 Usage::
 
@@ -159,12 +160,14 @@ def main() -> None:
     outs = {}
     for name, (f1, fb) in runs.items():  # warm-up (compilation) and outputs
         outs[name] = (np.asarray(f1()), np.asarray(fb()))
-    for _ in range(args.repeats):  # interleaved
+    for _ in range(args.repeats):  # interleaved; a single gradient is timed as the mean of 10 calls
         for name, (f1, fb) in runs.items():
-            for j, f in enumerate((f1, fb)):
+            for j, (f, calls) in enumerate(((f1, 10), (fb, 1))):
+                jax.block_until_ready(f())  # settle (peers' worker threads from the previous call)
                 t0 = time.perf_counter()
-                jax.block_until_ready(f())
-                times[name][j].append(time.perf_counter() - t0)
+                for _ in range(calls):
+                    jax.block_until_ready(f())
+                times[name][j].append((time.perf_counter() - t0) / calls)
     base = statistics.median(times["cvxpylayers 1.2 (DIFFCP)"][0])
     for name in runs:
         g1, gb = outs[name]
@@ -185,7 +188,8 @@ def main() -> None:
         f"{args.batch} such QPs (different q, G, h), vmap for the JAX layers, cvxpylayers' "
         "own batching; batch error = max over the batch.",
         "",
-        f"Median of {args.repeats} interleaved repeats after a warm-up (compilation excluded), "
+        f"Median of {args.repeats} interleaved rounds after a warm-up (compilation excluded; "
+        "1 QP: mean of 10 calls per round), "
         f"{platform.processor() or platform.machine()}, shared 2-core machine (other jobs "
         "running: absolute times are noisy, ratios less so).",
         f"qpax most accurate setting (best of a grid on the single QP): {best_kw}; "
