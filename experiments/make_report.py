@@ -14,7 +14,7 @@ from pathlib import Path
 from nsopt.presets import NAMES as PRESETS
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
-BENCHMARKS = ("core", "flow", "lasso", "deq", "sweep")
+BENCHMARKS = ("core", "flow", "lasso", "deq", "qp", "sweep", "cache")
 
 REPORT_HEAD = """# nsopt: what the runs show
 

@@ -29,6 +29,7 @@ NAMES = (
     "relu_prime",
     "apt_schedules",
     "reshuffling",
+    "qp_layer",
 )
 
 

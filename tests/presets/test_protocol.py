@@ -14,7 +14,7 @@ CONF = Path(__file__).resolve().parents[2] / "conf" / "experiment"
 
 
 def test_registry_has_every_preset_and_get_rejects_unknown_names():
-    assert list(PRESETS) == list(NAMES) and len(PRESETS) == 10
+    assert list(PRESETS) == list(NAMES) and len(PRESETS) == 11
     assert get("cycles") is PRESETS["cycles"] and PRESETS["cycles"].claim
     with pytest.raises(BadValue, match=r"experiment.name='nope' is not allowed; choose one of"):
         get("nope")
