@@ -63,7 +63,7 @@ from jax.scipy.linalg import lu_factor, lu_solve
 
 from nsopt import validate
 from nsopt.failures import RESULTS, Solution, check_on_failure, handle, message, result_where
-from nsopt.layers import qp_ipm
+import nsopt.layers.qp_ipm as qp_ipm
 
 __all__ = ["QPSolver", "QPPoint", "solve", "solution", "MESSAGES"]
 

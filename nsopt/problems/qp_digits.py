@@ -24,7 +24,7 @@ from jax import Array
 
 from nsopt import validate
 from nsopt.layers import qp
-from nsopt.oracles.kinks import relu
+from nsopt.nonsmooth.kinks import relu
 from nsopt.problems.relu_net import DigitsClassification, load_digits_split
 
 __all__ = ["SimplexNet", "QPDigits", "qp_digits", "simplex_projection"]
