@@ -14,7 +14,7 @@ interpolated process is an asymptotic pseudo-trajectory (APT) of the flow
 ``tau``) when the noise accumulated over a window of length ``T`` vanishes, e.g. for
 ``alpha in l^2 \\ l^1`` (``p in (1/2, 1]``): the APT distance
 
-    d_T(t) = sup_{s in [0, T]} ||w(t + s) - g(s)||,   g(0) = w(t)   (:func:`nsopt.flow.apt_distance`)
+    d_T(t) = sup_{s in [0, T]} ||w(t + s) - g(s)||,   g(0) = w(t)   (:func:`nsopt.flow.diagnose`)
 
 tends to ``0``.  With a constant step it stays of order ``noise sqrt(alpha_0 T)``.
 ``p = 1/2`` is outside ``l^2 \\ l^1`` (``sum alpha_k^2 = inf``) but the noise over a window
@@ -39,7 +39,7 @@ import numpy as np
 from jax import Array
 
 import nsopt
-from nsopt.flow import apt_distance, apt_figure, lyapunov, lyapunov_figure
+from nsopt.flow import apt_figure, diagnose, lyapunov, lyapunov_figure
 from nsopt import validate as V
 from nsopt.presets.base import PresetResult, new_figure, tuples
 from nsopt.problems import Ring, ring
@@ -67,9 +67,10 @@ class Params:
     num_steps: int = 20000
     record_every: int = 5
     T: float = 1.0                  # window of the APT distance (tau units)
-    dt: float = 0.001               # Euler step of the flow over a window
+    dt: float = 0.001               # step of the flow over a window
+    method: str = "heun"            # flow scheme (nsopt.flow.diagnose: error estimate by step doubling)
     k_min: int = 10
-    num_times: int = 40
+    num_times: int = 30
     early_late_fraction: float = 0.2
 
     def __post_init__(self):
@@ -84,6 +85,7 @@ class Params:
             V.positive_int(f, getattr(self, f))
         V.number("T", self.T, 0, open_low=True)
         V.number("dt", self.dt, 0, self.T, open_low=True)
+        V.choice("method", self.method, ["euler", "heun", "rk4"])
         V.number("early_late_fraction", self.early_late_fraction, 0, 0.5, open_low=True)
 
 
@@ -161,21 +163,37 @@ def run(params: Params, key: Array) -> PresetResult:
         J = times.shape[-1]
         times_b = np.broadcast_to(times[:, None, :], tau.shape[:2] + (J,))
         kw = {"r": r} if name == "heavy_ball" else {}
-        d = np.asarray(apt_distance(traj, problem.field, T, jnp.asarray(times_b), dt=prm.dt, **kw))
+        reps = [diagnose(jax.tree.map(lambda x, i=i: x[i], traj), problem.field, T, times=jnp.asarray(times_b[i]),
+                         method=prm.method, dt=prm.dt, **kw) for i in range(len(table))]  # one horizon each
+        d, err, resolved = (np.stack([np.asarray(getattr(rp, f)) for rp in reps])
+                            for f in ("distance", "error", "resolved"))
+        rep = reps[0]
         E = np.asarray(lyapunov(traj, problem.F, **kw))
+        w_rec = np.asarray(traj.w)
         seconds = time.perf_counter() - t0
         log.info("apt_schedules: %s done in %.1f s", name, seconds)
         per = {}
         apt_curves[name], lyap_curves[name] = {}, {}
         for i, lab in enumerate(labels):
             early, late = early_late(d[i], prm.early_late_fraction)
+            q = max(1, round(prm.early_late_fraction * J))
+            curve = np.median(d[i], axis=0)  # median over runs at each start time
             n_rec = E.shape[-1]
             per[lab] = {
                 "apt_early": early,
                 "apt_late": late,
                 "apt_ratio": late / early,
+                "apt_min": float(curve.min()),
+                "tau_at_min": float(times[i, int(np.argmin(curve))]),
+                "late_over_min": late / float(curve.min()),
+                "error_late": float(np.median(err[i, :, -q:])),
+                "resolved_early": float(resolved[i, :, :q].mean()),
+                "resolved_late": float(resolved[i, :, -q:].mean()),
+                **_kink_stats(w_rec[i], tau[i, 0], times[i, -q:], T),
                 "k_early": float(np.interp(times[i, 0], tau[i, 0], np.arange(n_rec) * every)),
                 "k_late": float(np.interp(times[i, -1], tau[i, 0], np.arange(n_rec) * every)),
+                "tau_early": float(times[i, 0]),
+                "tau_late": float(times[i, -q]),
                 "lyapunov_late_median": float(np.median(E[i, :, -max(1, n_rec // 10):])),
                 "alpha_last": float(a[i] / (K + b[i]) ** p[i]),
                 "tau_last": float(tau[i, 0, -1]),
@@ -197,8 +215,22 @@ def run(params: Params, key: Array) -> PresetResult:
                 const["apt_late"] > 0.85 * const["apt_early"]
                 and all(const["apt_late"] > 2 * per[lab]["apt_late"] for lab in shadowing))
 
+    metrics["flow"] = {"method": prm.method, "dt": float(rep.dt)}
     fig = _figure(apt_curves, lyap_curves, prm, T, r)
     return PresetResult(metrics=metrics, arrays=arrays, figures={"apt_schedules": fig}, claims=claims)
+
+
+def _kink_stats(w: np.ndarray, tau: np.ndarray, starts: np.ndarray, T: float) -> dict[str, float]:
+    """Median over runs and the given windows ``[t, t + T]`` of the crossings of the kink
+    ``||w|| = 1`` and of the largest ``| ||w|| - 1 |`` (``w``: runs x records x 2)."""
+    rad = np.linalg.norm(w, axis=-1) - 1.0
+    cross, dist = [], []
+    for t in starts:
+        i0, i1 = np.searchsorted(tau, t), np.searchsorted(tau, t + T) + 1
+        s = np.sign(rad[:, i0:i1])
+        cross.append(np.sum(s[:, 1:] != s[:, :-1], axis=1))
+        dist.append(np.max(np.abs(rad[:, i0:i1]), axis=1))
+    return {"kink_crossings_late": float(np.median(cross)), "kink_distance_late": float(np.median(dist))}
 
 
 def _figure(apt_curves, lyap_curves, prm, T, r):

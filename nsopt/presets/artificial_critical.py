@@ -10,8 +10,10 @@ Backpropagation with ``relu'(0) = 0`` and ``abs'(0) = 0`` returns
 ``D(w) = ((g(w_1) - 1) g'(w_1), abs'(w_2))`` with ``g'(0) = 2 relu'(0) = 0``, so
 ``D(0, 0) = 0`` although ``d^c F(0, 0) = {-1} x [-1, 1]`` does not contain ``0``:
 ``(0, 0)`` is an *artificial* critical point of the conservative field
-(Bolte-Pauwels 2020).  It sits on the path of every flow line started at
-``w_1 < 0`` (the flow slides along ``w_2 = 0`` into it), and the constant curve
+(Bolte-Pauwels 2020).  A flow line from ``w_1(0) < 0`` passes through it exactly when
+``|w_2(0)| <= log(1 - w_1(0))``: ``w_1(t) = 1 - (1 - w_1(0)) e^{-t}`` reaches 0 at
+``t = log(1 - w_1(0))``, ``|w_2|`` at ``t = |w_2(0)|``, and only if ``w_2`` gets there first
+does the flow slide along ``w_2 = 0`` into ``(0, 0)``.  The constant curve
 at ``(0, 0)`` solves the differential inclusion ``w' in -D_F(w)``.
 
 What the preset shows:

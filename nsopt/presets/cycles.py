@@ -62,14 +62,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from scipy.optimize import brentq
 
 import nsopt
 import nsopt.implicit as ni
-from nsopt.oracles import Implicit, implicit_oracle
+from nsopt.oracles import implicit_oracle
 from nsopt import validate as V
 from nsopt.presets.base import PresetResult, new_figure, numpy_seed, tuples
-from nsopt.nonsmooth.prox import box
+from nsopt.problems.cycles_lp import (READINGS, UPPER, WEIGHTS, bilevel_loss, field_zeros, flow_period, level,
+                                      lp_fixed_point_map, lp_solution, lp_solution_map, make_oracle,
+                                      outer_loss, predict)
 
 __all__ = [
     "DEGENERATE",
@@ -91,11 +92,10 @@ __all__ = [
     "Params",
 ]
 
-CLAIM = ("gradient descent with the pseudo-inverse implicit derivative of a degenerate LP cycles for "
-         "c = (-3, 1, 2) and converges for c = (-2, 1, 2) (arXiv 2106.04350 §6)")
+CLAIM = ("gradient descent with the pseudo-inverse implicit derivative of a degenerate LP cycles exactly where "
+         "the flow's analysis predicts a cycle (c = (-3, 1, 2) with s = (a, b) in [0, 3] x [0, 5]; c = (-2, 1, 2) "
+         "with the swapped box) and converges elsewhere (arXiv 2106.04350 §6)")
 
-UPPER = (3.0, 5.0)  # the box [0, 3] x [0, 5] of (a, b)
-WEIGHTS = (1.0, 4.0)  # l = (x - s_1)^2 + 4 (y - s_2)^2
 DEGENERATE = {"lower": 0.0, "center": 0.5, "upper": 1.0}  # s on the line t = 0: h0 * u
 
 
@@ -104,6 +104,7 @@ class Params:
     """Sizes of ``cycles`` (defaults: full size)."""
 
     versions: dict[str, tuple[float, float, float]] | None = None  # c per version; None: c2 and c3
+    reading: str = "ab"  # s = (a, b) in [0, 3] x [0, 5] ("ab") or s = (b, a) in [0, 5] x [0, 3] ("ba")
     degenerate: str = "center"
     alpha: float = 0.005
     num_steps: int = 8000
@@ -118,6 +119,7 @@ class Params:
         for name, c in self.versions.items():
             if len(V.numbers_list(f"versions.{name}", c)) != 3:
                 raise V.BadValue(f"versions.{name}", list(c), "it must be 3 numbers (c_x, c_y, c_0)")
+        V.choice("reading", self.reading, list(READINGS))
         V.choice("degenerate", self.degenerate, list(DEGENERATE))
         V.number("alpha", self.alpha, 0, open_low=True)
         V.positive_int("num_steps", self.num_steps)
@@ -126,113 +128,11 @@ class Params:
         V.numbers_list("init_high", self.init_high)
 
 
-# ----------------------------------------------------------------------------- the problem
-
-
-def level(w: Array, c: Array) -> Array:
-    """``t(w) = c_0 x + c_1 y + c_2``: the LP's objective is ``(a + b) t(w)``."""
-    return c[0] * w[0] + c[1] * w[1] + c[2]
-
-
-def lp_fixed_point_map(w: Array, s: Array, c: Array, h0: Array) -> Array:
-    """``T(w, s) = proj_[0, u](s + t(w) (1, 1))``: its fixed points are the LP solutions.
-
-    ``h0`` (the solver's choice on the line) is not used by ``T``; it is an
-    argument so that ``T`` and :func:`lp_solution` share their signature.
-    """
-    del h0
-    u = jnp.asarray(UPPER, s.dtype)
-    return box(s + level(w, c) * jnp.ones_like(s), jnp.zeros_like(s), u)
-
-
-def lp_solution(w: Array, c: Array, h0: Array) -> Array:
-    """The exact LP solution: ``u`` if ``t > 0``, ``0`` if ``t < 0``, ``h0 * u`` on the line.
-
-    ``h0 = 1/2`` is the analytic centre of the optimal face (what interior-point
-    methods return), ``0`` / ``1`` a vertex.
-    """
-    t = level(w, c)
-    u = jnp.asarray(UPPER, jnp.result_type(w, float))
-    frac = jnp.where(t > 0, 1.0, jnp.where(t < 0, 0.0, h0))
-    return frac * u
-
-
-def lp_solution_map() -> ni.ImplicitFunction:
-    """``w -> s(w)`` through :func:`nsopt.implicit.fixed_point` with ``singular="pinv"``."""
-    return ni.fixed_point(lp_fixed_point_map, lp_solution, singular="pinv")
-
-
-def outer_loss(w: Array, s: Array, xi: Any = None) -> Array:
-    """``l(w, s) = (x - s_1)^2 + 4 (y - s_2)^2``."""
-    del xi
-    return WEIGHTS[0] * (w[0] - s[0]) ** 2 + WEIGHTS[1] * (w[1] - s[1]) ** 2
-
-
-def bilevel_loss(w: Array, c: Array, h0: Array) -> Array:
-    """``l(w, s(w))`` with the exact LP solution (discontinuous across the line)."""
-    return outer_loss(w, lp_solution(w, c, h0))
-
-
-def make_oracle(c: Any, h0: float) -> Implicit:
-    """The implicit oracle ``w -> grad_w l(w, s(w))`` (``ds/dw`` by ``-B^+ A``)."""
-    dtype = jnp.result_type(float)
-    args = (jnp.asarray(c, dtype), jnp.asarray(h0, dtype))
-    return implicit_oracle(outer_loss, lp_solution_map(), args)
-
-
-def field_zeros(c: Any, h0: float) -> np.ndarray:
-    """Zeros of the implicit field ``v(w) = (2 (x - s_1), 8 (y - s_2))``: points with ``w = s(w)``.
-
-    Returns an array ``(n, 2)`` (possibly empty): ``u`` if ``t(u) > 0``, ``0`` if
-    ``t(0) < 0``, ``h0 u`` if ``t(h0 u) = 0``.
-    """
-    c = np.asarray(c, float)
-    u = np.asarray(UPPER)
-    t = lambda p: c[0] * p[0] + c[1] * p[1] + c[2]
-    pts = []
-    if t(u) > 0:
-        pts.append(u)
-    if t(np.zeros(2)) < 0:
-        pts.append(np.zeros(2))
-    if abs(t(h0 * u)) < 1e-12:
-        pts.append(h0 * u)
-    return np.array(pts).reshape(-1, 2)
-
-
-def flow_period(c: Any) -> float:
-    """Period of the limit cycle of the continuous flow ``w' = -v(w)`` (``nan`` if none).
-
-    Closed form for a line through the box centre ``u / 2`` (true for
-    ``c = (-3, 1, 2)``) with ``t(u) < 0 < t(0)``: the cycle is symmetric about
-    ``u / 2`` and crosses the line at ``p`` and ``u - p``; on the ``t > 0`` side
-    ``w(h) = u + (p - u) e^{-D h}``, ``D = (2, 8)``, reaches ``u - p`` when
-    ``e^{-D h} = p / (u - p)``, so ``p`` solves
-    ``4 log(p_1 / (u_1 - p_1)) = log(p_2 / (u_2 - p_2))`` and the period is ``2 h``.
-    """
-    c = np.asarray(c, float)
-    u = np.asarray(UPPER)
-    t = lambda p: c[0] * p[0] + c[1] * p[1] + c[2]
-    if not (t(u) < 0 < t(np.zeros(2))) or abs(t(u / 2)) > 1e-12 or c[1] == 0:
-        return math.nan
-    y_of = lambda x: -(c[0] * x + c[2]) / c[1]
-    rate = (2 * WEIGHTS[1]) / (2 * WEIGHTS[0])  # e^{-8h} = (e^{-2h})^4
-
-    def g(x: float) -> float:
-        y = y_of(x)
-        return rate * math.log(x / (u[0] - x)) - math.log(y / (u[1] - y))
-
-    # the crossing below the centre: y in (0, u_2 / 2), x in (0, u_1 / 2)
-    xs = sorted([-c[2] / c[0], -(c[1] * u[1] / 2 + c[2]) / c[0]])
-    lo = max(xs[0], 0.0) + 1e-12
-    hi = min(xs[1], u[0] / 2) - 1e-3
-    x0 = brentq(g, lo, hi, xtol=1e-14)
-    return float(-2.0 * math.log(x0 / (u[0] - x0)) / (2 * WEIGHTS[0]))
-
-
 # ----------------------------------------------------------------------------- analysis
 
 
-def cycle_stats(w: np.ndarray, c: Any, h0: float, alpha: float, tail: float = 0.5) -> dict[str, np.ndarray]:
+def cycle_stats(w: np.ndarray, c: Any, h0: float, alpha: float, tail: float = 0.5,
+                upper: Any = UPPER) -> dict[str, np.ndarray]:
     """Convergence vs cycling of trajectories ``w`` of shape ``(runs, records, 2)`` (every step).
 
     On the last ``tail`` fraction of each run:
@@ -250,7 +150,10 @@ def cycle_stats(w: np.ndarray, c: Any, h0: float, alpha: float, tail: float = 0.
     n, m, _ = w.shape
     start = int(m * (1 - tail))
     t = c[0] * w[..., 0] + c[1] * w[..., 1] + c[2]
-    zeros = field_zeros(c, h0)
+    kind, point = predict(c, upper)
+    zeros = field_zeros(c, h0, upper)
+    if kind == "slides":  # the Filippov rest point on the line
+        zeros = np.concatenate([zeros, point[None]])
     if len(zeros):
         dist = np.min(np.linalg.norm(w[:, :, None, :] - zeros[None, None], axis=-1), axis=-1)
     else:
@@ -291,12 +194,12 @@ def _sampler(key: Array) -> Array:
 
 
 def _build(config):
-    c, h0, alpha = config
-    oracle = implicit_oracle(outer_loss, lp_solution_map(), (c, h0))
-    return nsopt.sgd(alpha), oracle, _sampler, lambda w: bilevel_loss(w, c, h0)
+    c, h0, alpha, u = config
+    oracle = implicit_oracle(outer_loss, lp_solution_map(), (c, h0, u))
+    return nsopt.sgd(alpha), oracle, _sampler, lambda w: bilevel_loss(w, c, h0, u)
 
 
-def gradient_descent(c: Any, h0: Any, alpha: Any, w0: np.ndarray, num_steps: int):
+def gradient_descent(c: Any, h0: Any, alpha: Any, w0: np.ndarray, num_steps: int, upper: Any = UPPER):
     """``w_{k+1} = w_k - alpha v(w_k)`` (:func:`nsopt.run_configs` with the implicit oracle, every
     step recorded) for each configuration ``(c (n, 3), h0 (n,), alpha (n,))`` from each start ``w0 (m, 2)``.
 
@@ -308,17 +211,18 @@ def gradient_descent(c: Any, h0: Any, alpha: Any, w0: np.ndarray, num_steps: int
     n = len(c)
     h0 = np.broadcast_to(np.asarray(h0, float), (n,))
     alpha = np.broadcast_to(np.asarray(alpha, float), (n,))
-    configs = tuple(jnp.asarray(x) for x in (c, h0, alpha))
+    u = np.broadcast_to(np.asarray(upper, float), (n, 2))
+    configs = tuple(jnp.asarray(x) for x in (c, h0, alpha, u))
     traj = nsopt.run_configs(_build, configs, jnp.asarray(w0), [0], num_steps, 1)
     return np.asarray(traj.w[:, 0, :, 0]), np.asarray(traj.objective[:, 0, :, 0])
 
 
-def derivative_on_line(c: Any, h0: float) -> dict[str, float]:
+def derivative_on_line(c: Any, h0: float, upper: Any = UPPER) -> dict[str, float]:
     """At a point of the line ``t = 0``: ``sigma_min(B)``, the pinv derivative ``ds/dw``, and
     whether ``singular="raise"`` refuses it."""
     c = np.asarray(c, float)
     w = np.array([0.0, -c[2] / c[1]]) if c[1] != 0 else np.array([-c[2] / c[0], 0.0])
-    args = (jnp.asarray(c), jnp.asarray(h0, jnp.result_type(float)))
+    args = (jnp.asarray(c), jnp.asarray(h0, jnp.result_type(float)), jnp.asarray(upper, jnp.result_type(float)))
     s_map = lp_solution_map()
     wj = jnp.asarray(w)
     diag = s_map.diagnose(wj, *args)
@@ -334,21 +238,28 @@ def derivative_on_line(c: Any, h0: float) -> dict[str, float]:
 
 
 def _version_metrics(c: list, h0: float, w: np.ndarray, loss: np.ndarray, st: dict,
-                     steps: int) -> dict[str, Any]:
+                     steps: int, upper: Any, alpha: float) -> dict[str, Any]:
     """The numbers that carry the claim for one ``c`` (``st`` from :func:`cycle_stats`)."""
-    cyc = st["crossings"] >= 4
-    u = np.asarray(UPPER)
+    kind, point = predict(c, upper)
+    cyc = (st["crossings"] >= 4) & (st["dist_min"] > 0.1)  # crossing the line and staying away from rest points
+    u = np.asarray(upper)
+    # sliding: Euler zigzags across the line, one step of the field (at most alpha |D (p - s)|) from p
+    D = 2 * np.asarray(WEIGHTS)
+    tol = 1e-6 if kind != "slides" else float(alpha * max(np.linalg.norm(D * point), np.linalg.norm(D * (u - point))))
 
     def agg(f, key):
         return float(f(st[key][cyc])) if cyc.any() else None
 
     return {
         "c": c,
+        "predicted": kind,
+        "predicted_point": point.tolist(),
         "level_at_u": c[0] * u[0] + c[1] * u[1] + c[2],
         "level_at_0": c[2],
-        "field_zeros": field_zeros(c, h0).tolist(),
+        "field_zeros": field_zeros(c, h0, upper).tolist(),
         "runs_cycling": int(cyc.sum()),
-        "runs_converged": int(np.sum(st["dist_final"] < 1e-6)),
+        "runs_converged": int(np.sum(st["dist_final"] < tol)),
+        "converged_tolerance": tol,
         "crossings_tail_median": float(np.median(st["crossings"])),
         "iterates_on_line": int(np.sum(st["on_line"])),
         "period_steps_median": agg(np.median, "period_steps"),
@@ -359,8 +270,8 @@ def _version_metrics(c: list, h0: float, w: np.ndarray, loss: np.ndarray, st: di
         "dist_to_zero_final_max": float(np.max(st["dist_final"])),
         "loss_final_max": float(np.max(loss[:, -1])),
         "loss_tail_range": [float(np.min(loss[:, steps // 2:])), float(np.max(loss[:, steps // 2:]))],
-        "flow_period": flow_period(c),
-        "on_line_derivative": derivative_on_line(c, h0),
+        "flow_period": flow_period(c, upper),
+        "on_line_derivative": derivative_on_line(c, h0, upper),
     }
 
 
@@ -374,67 +285,80 @@ def run(params: Params, key: Array) -> PresetResult:
     p = params
     alpha, steps = float(p.alpha), int(p.num_steps)
     versions = {str(k): [float(x) for x in v] for k, v in p.versions.items()}
+    upper = READINGS[p.reading]
     h0 = DEGENERATE[p.degenerate]
     w0 = _inits(p.inits, numpy_seed(key), list(p.init_low), list(p.init_high))
 
-    metrics: dict[str, Any] = {"alpha": alpha, "num_steps": steps, "inits": len(w0), "degenerate": p.degenerate}
+    metrics: dict[str, Any] = {"alpha": alpha, "num_steps": steps, "inits": len(w0), "degenerate": p.degenerate,
+                               "reading": p.reading, "upper": list(upper)}
     arrays: dict[str, np.ndarray] = {"w0": w0}
 
-    # One program over configurations (c, h0, alpha) x starts: every version; for the last
-    # version (c = (-3, 1, 2) in the config) also the other degenerate choices and half the
-    # step; the starts are w0 and the box centre (exactly, and perturbed by 1e-6).
+    # One program over configurations (c, h0, alpha) x starts: every version; for the (first)
+    # version predicted to cycle also the other degenerate choices and half the step; the
+    # starts are w0 and the box centre (exactly, and perturbed by 1e-6).
     n = len(w0)
     names = list(versions)
-    last = versions[names[-1]]
+    predicted = {k: predict(versions[k], upper)[0] for k in names}
+    probe = next((k for k in names if predicted[k] == "cycles"), names[-1])
+    last = versions[probe]
     others = [h for h in DEGENERATE.values() if h != h0]
-    centre = np.asarray(UPPER) / 2
+    centre = np.asarray(upper) / 2
     configs = [(versions[name], h0, alpha) for name in names]
     configs += [(last, h, alpha) for h in others] + [(last, h0, alpha / 2)]
     starts = np.concatenate([w0, centre[None], (centre + np.array([1e-6, 0.0]))[None]])
     cols = [np.stack([np.asarray(r[i], float) for r in configs]) for i in range(3)]
-    w_all, loss_all = gradient_descent(*cols, starts, steps)
+    w_all, loss_all = gradient_descent(*cols, starts, steps, upper)
 
     runs = {}
     for j, name in enumerate(names):
         c = versions[name]
         w, loss = w_all[j, :n], loss_all[j, :n]
-        st = cycle_stats(w, c, h0, alpha)
+        st = cycle_stats(w, c, h0, alpha, upper=upper)
         runs[name] = (c, w, loss, st)
         arrays[f"{name}/w"], arrays[f"{name}/loss"] = w, loss
-        metrics[name] = _version_metrics(c, h0, w, loss, st, steps)
+        metrics[name] = _version_metrics(c, h0, w, loss, st, steps, upper, alpha)
 
     off = len(names)
-    last_name = names[-1]
-    m = metrics[last_name]
+    m = metrics[probe]
     m["max_diff_other_degenerate_choices"] = {
-        k: float(np.max(np.abs(w_all[off + i, :n] - runs[last_name][1])))
+        k: float(np.max(np.abs(w_all[off + i, :n] - runs[probe][1])))
         for i, k in enumerate(k for k, h in DEGENERATE.items() if h != h0)}
     off += len(others)
-    st_half = cycle_stats(w_all[off, :1], last, h0, alpha / 2)
+    st_half = cycle_stats(w_all[off, :1], last, h0, alpha / 2, upper=upper)
     m["period_tau_half_step"] = float(st_half["period_tau"][0])
-    w_c, loss_c = w_all[len(names) - 1, n:], loss_all[len(names) - 1, n:]
-    st_c = cycle_stats(w_c, last, h0, alpha)
+    j = names.index(probe)
+    w_c, loss_c = w_all[j, n:], loss_all[j, n:]
+    st_c = cycle_stats(w_c, last, h0, alpha, upper=upper)
     m["centre_start"] = {
+        "on_line": bool(abs(float(level(centre, np.asarray(last)))) < 1e-12),
         "moved": float(np.max(np.abs(w_c[0] - centre))),
         "loss": float(loss_c[0, -1]),
         "perturbed_crossings_tail": int(st_c["crossings"][1]),
         "perturbed_dist_min_tail": float(st_c["dist_min"][1]),
     }
-    arrays[f"{last_name}/w_centre_perturbed"] = w_c[1]
+    arrays[f"{probe}/w_centre_perturbed"] = w_c[1]
+    metrics["predicted"] = predicted
     metrics["cycling_versions"] = [k for k in names if metrics[k]["runs_cycling"] == n]
     metrics["converging_versions"] = [k for k in names if metrics[k]["runs_converged"] == n]
 
-    claims = {"cycling_versions": metrics["cycling_versions"] == [k for k in names if versions[k][0] == -3.0],
-              "converging_versions": metrics["converging_versions"] == [k for k in names if versions[k][0] == -2.0],
-              "centre_start_stays": m["centre_start"]["moved"] == 0.0}
-    fig = plot_cycles(runs, h0, alpha)
+    claims = {"cycling_versions": metrics["cycling_versions"] == [k for k in names if predicted[k] == "cycles"],
+              "converging_versions": metrics["converging_versions"] == [k for k in names if predicted[k] != "cycles"],
+              # Euler's period is the flow's up to O(alpha): within 10 alpha, and closer with alpha / 2
+              "cycle_period_matches_flow": all(
+                  abs(metrics[k]["period_tau_median"] - metrics[k]["flow_period"]) <= 10 * alpha
+                  for k in metrics["cycling_versions"]) and (probe not in metrics["cycling_versions"] or (
+                  abs(m["period_tau_half_step"] - m["flow_period"])
+                  <= abs(m["period_tau_median"] - m["flow_period"]) + 1e-12))}
+    if m["centre_start"]["on_line"]:  # the centre is a zero of the field only on the line
+        claims["centre_start_stays"] = m["centre_start"]["moved"] == 0.0
+    fig = plot_cycles(runs, h0, alpha, upper)
     return PresetResult(metrics=metrics, arrays=arrays, figures={"cycles": fig}, claims=claims)
 
 
 # ----------------------------------------------------------------------------- figure
 
 
-def plot_cycles(runs: Mapping[str, tuple], h0: float, alpha: float):
+def plot_cycles(runs: Mapping[str, tuple], h0: float, alpha: float, upper: Any = UPPER):
     """Trajectories in the (x, y) plane (one panel per ``c``), distance to the field's zeros, loss."""
     import matplotlib
 
@@ -444,7 +368,7 @@ def plot_cycles(runs: Mapping[str, tuple], h0: float, alpha: float):
     xs = np.linspace(-1.5, 4.5, 301)
     ys = np.linspace(-1.5, 6.5, 301)
     gx, gy = np.meshgrid(xs, ys)
-    u = np.asarray(UPPER)
+    u = np.asarray(upper)
     colors = {names[0]: "tab:blue", names[-1]: "tab:red"} if names else {}
     for ax, name in zip(axes[0], names):
         c, w, loss, st = runs[name]
@@ -463,14 +387,15 @@ def plot_cycles(runs: Mapping[str, tuple], h0: float, alpha: float):
             per = round(st["period_steps"][i])
             ax.plot(w[i, -per - 1:, 0], w[i, -per - 1:, 1], "-", color="crimson", lw=3,
                     label=f"last period ({per} steps, tau = {per * alpha:.3f})")
-        ax.plot(*u, "s", color="navy", ms=9, label="s = (3, 5): minimiser of the t > 0 piece")
+        ax.plot(*u, "s", color="navy", ms=9, label=f"s = ({u[0]:g}, {u[1]:g}): minimiser of the t > 0 piece")
         ax.plot(0, 0, "D", color="darkorange", ms=8, label="s = (0, 0): minimiser of the t < 0 piece")
         ax.plot(*(h0 * u), "*", color="k", ms=13, label=f"solver's s on the line: ({h0 * u[0]:g}, {h0 * u[1]:g})")
         ax.text(0.02, 0.02, "t > 0: s = (3, 5)", color="navy", transform=ax.transAxes, fontsize=10)
         ax.text(0.98, 0.02, "t < 0: s = (0, 0)", color="saddlebrown", transform=ax.transAxes,
                 fontsize=10, ha="right")
+        kind, point = predict(c, upper)
         verdict = (f"cycles ({int(cycling.sum())}/{n} runs)" if cycling.any()
-                   else f"converges ({int(np.sum(st['dist_final'] < 1e-6))}/{n} runs to (3, 5))")
+                   else f"{'slides' if kind == 'slides' else 'converges'} to ({point[0]:.3g}, {point[1]:.3g})")
         ax.set_title(f"c = {tuple(int(v) for v in c)}: {verdict}", fontsize=12)
         ax.set_xlim(xs[0], xs[-1])
         ax.set_ylim(ys[0], ys[-1])
@@ -481,7 +406,9 @@ def plot_cycles(runs: Mapping[str, tuple], h0: float, alpha: float):
     ax_d, ax_l = axes[1]
     for name in names:
         c, w, loss, st = runs[name]
-        zeros = field_zeros(c, h0)
+        zeros = cycle_zeros = field_zeros(c, h0, upper)
+        kind, point = predict(c, upper)
+        zeros = np.concatenate([cycle_zeros, point[None]]) if kind == "slides" or not len(cycle_zeros) else cycle_zeros
         d = np.min(np.linalg.norm(w[:, :, None] - zeros[None, None], axis=-1), axis=-1)
         tau = alpha * np.arange(w.shape[1])
         lab = f"c = {tuple(int(v) for v in c)}"
@@ -491,18 +418,19 @@ def plot_cycles(runs: Mapping[str, tuple], h0: float, alpha: float):
             ax_l.plot(tau, loss[i], color=colors.get(name), lw=0.8, alpha=0.6,
                       label=lab if i == 0 else None)
     ax_d.set_yscale("log")
-    ax_d.set_xlabel("tau = alpha k")
-    ax_d.set_ylabel("distance to the nearest zero of the implicit field")
+    ax_d.set_xlabel(r"$\tau_k = \alpha k$")
+    ax_d.set_ylabel("distance to the field's zeros (else the rest point on the line)")
     ax_d.set_title("non-convergence: distance to the nearest critical point", fontsize=12)
     ax_d.grid(True, which="both", alpha=0.3)
     ax_d.legend(fontsize=9)
     ax_l.set_yscale("symlog", linthresh=1e-3)
-    ax_l.set_xlabel("tau = alpha k")
+    ax_l.set_xlabel(r"$\tau_k = \alpha k$")
     ax_l.set_ylabel("bilevel loss l(w_k, s(w_k))")
     ax_l.set_title("true loss: jumps at every crossing (not a descent method)", fontsize=12)
     ax_l.grid(True, which="both", alpha=0.3)
     ax_l.legend(fontsize=9)
-    fig.suptitle("Gradient descent with the pseudo-inverse implicit derivative of a degenerate LP "
+    fig.suptitle("Gradient descent with the pseudo-inverse implicit derivative of a degenerate LP, "
+                 f"s in [0, {u[0]:g}] x [0, {u[1]:g}] "
                  f"(alpha = {alpha})", fontsize=13)
     fig.tight_layout()
     return fig
