@@ -14,6 +14,7 @@ itself (schemes that couple the steps, e.g. reshuffled epochs:
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Sequence
 
 import equinox as eqx
@@ -325,35 +326,27 @@ def _assemble(first: dict, pieces: list[dict]) -> dict:
     return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=3), first, *pieces)
 
 
-def compile_batch(
-    algorithm: Algorithm,
-    oracle: Oracle,
-    sampler: Sampler,
-    w0: PyTree,
-    seeds: int | Sequence[int] | Array,
-    num_steps: int,
-    record_every: int = 1,
-    *,
-    scales: Sequence[float] | Array | None = None,
-    objective: Objective | None = None,
-    shard: bool | None = None,
-    chunks: int = 1,
-) -> CompiledBatch:
-    """Compile :func:`run_batch` ahead of time; returns a :class:`CompiledBatch` to call.
+def compile_batch(*args: Any, chunks: int = 1, **options: Any) -> CompiledBatch:
+    """Compile :func:`run_batch` ahead of time (the same arguments, plus ``chunks``); returns a
+    :class:`CompiledBatch` to call.
 
     Splits compile time from run time (the CLI reports both) and allows
     progress reports between ``chunks`` segments::
 
-        go = compile_batch(..., chunks=10)   # traces and compiles
-        traj = go(progress=print)            # runs, reporting after each tenth
+        batch = compile_batch(alg, oracle, sampler, w0, seeds, num_steps, record_every, chunks=10)
+        traj = batch(progress=print)            # runs, reporting after each tenth
     """
-    args = _grid_args(algorithm, oracle, sampler, w0, seeds, num_steps, record_every, scales,
-                      objective, shard)
-    n_records = num_steps // record_every
+    try:
+        bound = inspect.signature(run_batch).bind(*args, **options)
+    except TypeError as e:
+        raise TypeError(f"compile_batch takes run_batch's arguments plus chunks: {e}") from None
+    bound.apply_defaults()
+    grid = _grid_args(*bound.arguments.values())
+    n_records = grid[6] // grid[7]
     if not isinstance(chunks, int) or chunks < 1 or n_records % chunks:
         raise ValueError(
             f"chunks={chunks!r} must be a positive divisor of num_steps // record_every = {n_records}")
-    return CompiledBatch(args, chunks)
+    return CompiledBatch(grid, chunks)
 
 
 def progress_chunks(num_steps: int, record_every: int, target: int = 20) -> int:

@@ -176,30 +176,16 @@ def root(
     )
 
 
-def fixed_point(
-    T: Callable[..., PyTree],
-    solve: Solve,
-    *,
-    linear_solve: str | LinearSolver = "auto",
-    singular: str = "raise",
-    residual_tol: float | None = None,
-    on_failure: str | None = None,
-) -> ImplicitFunction:
-    """``x* = T(theta, x*, *args)`` as :func:`root` of ``F = T - x`` (``B = d_x T - I``).
+def fixed_point(T: Callable[..., PyTree], solve: Solve, **options: Any) -> ImplicitFunction:
+    """``x* = T(theta, x*, *args)`` as :func:`root` of ``F = T - x`` (``B = d_x T - I``); ``options``
+    are :func:`root`'s (``linear_solve``, ``singular``, ``residual_tol``, ``on_failure``).
 
     When ``T`` is a contraction in ``x`` (e.g. a forward-backward step with a
     small enough step, :mod:`nsopt.implicit.forward_backward`), ``B`` is invertible automatically.
     """
     if not callable(T):
         raise TypeError(f"fixed_point: T must be callable T(theta, x, *args) -> x, got {T!r}")
-    return root(
-        FixedPointResidual(T),
-        solve,
-        linear_solve=linear_solve,
-        singular=singular,
-        residual_tol=residual_tol,
-        on_failure=on_failure,
-    )
+    return root(FixedPointResidual(T), solve, **options)
 
 
 def callback_solve(
