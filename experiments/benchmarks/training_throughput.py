@@ -58,6 +58,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--record-every", type=int, default=100)
     ap.add_argument("--per-seed", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
     load0 = os.getloadavg()[0]
@@ -74,9 +75,9 @@ def main(argv=None):
     go = nsopt.compile_batch(nsopt.sgd(sched), problem.oracle(), problem.sampler,
                              jax.tree.map(lambda a: a[None], w0), S, N, args.record_every)
     c = time.perf_counter() - t
-    traj, r = timed(go)
-    rows["nsopt job (`compile_batch`)"] = (c, r)
-    print("nsopt", c, r, flush=True)
+    traj, _ = timed(go)
+    compiles = {"nsopt": c}
+    runners = {"nsopt": go}
 
     # (a) per seed: jitted flax + optax step in a Python loop
     opt = optax.sgd(sched)
@@ -108,14 +109,15 @@ def main(argv=None):
     p, s, k = jax.block_until_ready(step_b(w0, opt.init(w0), keys))
     jax.block_until_ready(step_b2(p, s, k))
     c = time.perf_counter() - t
-    t = time.perf_counter()
-    p, s, k = step_b(w0, opt.init(w0), keys)
-    for _ in range(N - 1):
-        p, s, k = step_b2(p, s, k)
-    jax.block_until_ready(p)
-    r = time.perf_counter() - t
-    rows["(b) jitted vmap of the optax step over seeds, Python loop"] = (c, r)
-    print("b", c, r, flush=True)
+    compiles["b"] = c
+
+    def loop_b():
+        p, s, k = step_b(w0, opt.init(w0), keys)
+        for _ in range(N - 1):
+            p, s, k = step_b2(p, s, k)
+        return p
+
+    runners["b"] = loop_b
 
     # (c) hand-written vmap + lax.scan
     def train(params, key):
@@ -132,15 +134,24 @@ def main(argv=None):
     t = time.perf_counter()
     fc = jax.jit(jax.vmap(train, in_axes=(None, 0))).lower(w0, keys).compile()
     c = time.perf_counter() - t
-    wc, r = timed(lambda: fc(w0, keys))
-    rows["(c) hand-written `jit(vmap(lax.scan(step)))`"] = (c, r)
-    print("c", c, r, flush=True)
+    compiles["c"] = c
+    runners["c"] = lambda: fc(w0, keys)
+    times = {k: [] for k in runners}
+    for _ in range(args.repeats):  # interleaved, so that load from other processes hits all alike
+        for k, fn in runners.items():
+            times[k].append(timed(fn)[1])
+    print(times, flush=True)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    rows = {"nsopt job (`compile_batch`)": (compiles["nsopt"], med["nsopt"]), **rows,
+            "(b) jitted vmap of the optax step over seeds, Python loop": (compiles["b"], med["b"]),
+            "(c) hand-written `jit(vmap(lax.scan(step)))`": (compiles["c"], med["c"])}
 
     load1 = os.getloadavg()[0]
     ref = rows["nsopt job (`compile_batch`)"][1]
     F_final = np.asarray(traj.objective)[..., -1] if traj.objective is not None else None
     lines = [f"## Training throughput: {problem.name}, {S} seeds x {N} steps (`python {' '.join(sys.argv)}`)", "",
-             f"SGD, minibatch {problem.batch_size}, float32, one init; run times exclude compile. 1-minute load "
+             f"SGD, minibatch {problem.batch_size}, float32, one init; run times exclude compile (nsopt, (b), (c): "
+             f"median of {args.repeats} interleaved repeats; (a) once). 1-minute load "
              f"average {load0:.1f} -> {load1:.1f} (shared 2-core CPU box: absolute times are pessimistic).", "",
              "| implementation | compile (s) | run (s) | steps x seeds / s | nsopt speed-up (run) |",
              "|---|---|---|---|---|"]
