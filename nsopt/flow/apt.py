@@ -14,6 +14,11 @@ integration error).  The sup is taken on the flow grid ``s_i = i h``,
 :mod:`nsopt.flow.integrate`), plus the interpolation error between records
 when ``record_every > 1``.
 
+The query times ``t_j + i h`` of one window increase, so each flow step locates them among the
+records by a short walk from the previous step's position
+(:func:`nsopt.flow.interpolate.advance_count`, a bisection of the few records passed in one step)
+instead of a binary search over all records: the same numbers, fewer gathers.
+
 Heavy-ball iterates (``traj.y`` set) are compared in the state ``(w, y)`` with
 the heavy-ball system ``w' = -r y, y' = field(w) - y``.  Its own time ``u``
 is not the iterates' clock: ``nsopt.heavy_ball(proportional(c, alpha),

@@ -51,7 +51,8 @@ def interpolate_path(tau: Array, x: PyTree, t: Array) -> PyTree:
 def interpolate_at(tau: Array, x: PyTree, t: Array, count: Array) -> PyTree:
     """:func:`interpolate_path` given ``count = #{i : tau[i] <= t}`` (``searchsorted(tau, t, 'right')``).
 
-    Lets a caller that knows the count (e.g. :func:`advance_count`) skip the binary search; the numbers are those of :func:`interpolate_path`.
+    Lets a caller that knows the count (e.g. :func:`advance_count`) skip the binary search; the
+    numbers are those of :func:`interpolate_path`.
     """
     n = tau.shape[0]
     i = jnp.clip(count - 1, 0, n - 2)
