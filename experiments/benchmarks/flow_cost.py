@@ -32,8 +32,7 @@ from _jobdata import job_trajectories  # noqa: E402
 
 from nsopt import flow  # noqa: E402
 
-RELU = {"name": "relu_digits", "hidden": [32], "batch_size": 32, "kink": 1.0, "test_fraction": 0.2,
-        "data_seed": 0}
+RELU_JOB = ["problem=relu_digits", "problem.kink=1.0", "num_steps=2000", "record_every=100"]
 
 
 def main(argv=None):
@@ -45,12 +44,11 @@ def main(argv=None):
     ap.add_argument("--max-steps", type=int, default=256)
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
-    t = time.perf_counter()
     if args.problem == "relu":
-        problem, algs, scales, trajs, run_s = job_trajectories(RELU, 2000, 100)
+        job, trajs, run_s, runs_total = job_trajectories(RELU_JOB)
     else:
-        problem, algs, scales, trajs, run_s = job_trajectories({"name": "ring"}, 5000, 10)
-    runs_total = time.perf_counter() - t
+        job, trajs, run_s, runs_total = job_trajectories(["problem=ring"])
+    problem = job.problem
     rows = []
     for name, traj in trajs.items():
         tau_end = float(np.min(np.asarray(traj.tau)[..., -1]))

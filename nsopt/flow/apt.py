@@ -14,6 +14,11 @@ integration error).  The sup is taken on the flow grid ``s_i = i h``,
 :mod:`nsopt.flow.integrate`), plus the interpolation error between records
 when ``record_every > 1``.
 
+The query times ``t_j + i h`` of one window increase, so each flow step locates them among the
+records by a short walk from the previous step's position
+(:func:`nsopt.flow.interpolate.advance_count`, a bisection of the few records passed in one step)
+instead of a binary search over all records: the same numbers, fewer gathers.
+
 Heavy-ball iterates (``traj.y`` set) are compared in the state ``(w, y)`` with
 the heavy-ball system ``w' = -r y, y' = field(w) - y``.  Its own time ``u``
 is not the iterates' clock: ``nsopt.heavy_ball(proportional(c, alpha),
@@ -52,7 +57,7 @@ from nsopt.flow.integrate import (
     gradient_vector_field,
     heavy_ball_vector_field,
 )
-from nsopt.flow.interpolate import interpolate_path
+from nsopt.flow.interpolate import advance_count, interpolate_at, walk_bound
 from nsopt.schedules import Constant
 
 PyTree = Any
@@ -180,25 +185,31 @@ def flow_state(traj: Trajectory, r: Any, dtype: Any, where: str) -> tuple[PyTree
 
 
 @eqx.filter_jit
-def _apt(tau, x, field, times, h, r, num_steps, method: Scheme, num_batch, heavy):
+def _apt(tau, x, field, times, h, r, num_steps, method: Scheme, num_batch, heavy, most: int | None = None):
+    """``most``: records per flow step (:func:`walk_bound`) for the merged walk; ``None``: binary search."""
+
     def single(tau, x, times, r):
         if heavy:
             vf = heavy_ball_vector_field(field, r, clock=1 / r)
         else:
             vf = gradient_vector_field(field)
         step = jax.vmap(lambda g: method.step(vf, g, h))
-        g0 = interpolate_path(tau, x, times)
+        count0 = jnp.searchsorted(tau, times, side="right")
+        g0 = interpolate_at(tau, x, times, count0)
 
         def body(carry, i):
-            g, dmax = carry
+            g, dmax, count = carry
             g = step(g)
-            xs = interpolate_path(tau, x, times + (i + 1) * h)
+            t = times + (i + 1) * h
+            # the query times of a window increase: walk on from the last count instead of searching
+            count = jnp.searchsorted(tau, t, side="right") if most is None else advance_count(tau, count, t, most)
+            xs = interpolate_at(tau, x, t, count)
             diff = jax.tree.map(jnp.subtract, xs, g)
             d = jnp.sqrt(tree_sq_norm(diff, 1))
-            return (g, jnp.maximum(dmax, d)), None
+            return (g, jnp.maximum(dmax, d), count), None
 
         dmax0 = jnp.zeros(times.shape, tau.dtype)
-        (_, dmax), _ = jax.lax.scan(body, (g0, dmax0), jnp.arange(num_steps))
+        (_, dmax, _), _ = jax.lax.scan(body, (g0, dmax0, count0), jnp.arange(num_steps))
         return dmax
 
     return map_leading(single, num_batch)(tau, x, times, r)
@@ -264,6 +275,7 @@ def apt_distance(
                 f"{times.shape}"
             )
         _check_times(tau, times, T)
+    most = walk_bound(tau, T / num_steps)
     h = jnp.asarray(T / num_steps, dtype)
     return _apt(tau, x, field, times.astype(dtype), h, r, num_steps, as_method(method), len(batch),
-                heavy)
+                heavy, most)

@@ -11,11 +11,13 @@ differ by at most the excursion of the iterates between two records).  Outside
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from nsopt.algorithms.run import Trajectory
@@ -23,7 +25,14 @@ from nsopt.flow._util import batch_shape, check_trajectory, map_leading
 
 PyTree = Any
 
-__all__ = ["interpolate", "interpolate_path"]
+__all__ = [
+    "advance_count",
+    "interpolate",
+    "interpolate_at",
+    "interpolate_path",
+    "records_per_step",
+    "walk_bound",
+]
 
 
 def interpolate_path(tau: Array, x: PyTree, t: Array) -> PyTree:
@@ -36,8 +45,17 @@ def interpolate_path(tau: Array, x: PyTree, t: Array) -> PyTree:
     """
     tau = jnp.asarray(tau)
     t = jnp.asarray(t, jnp.result_type(tau, float))
+    return interpolate_at(tau, x, t, jnp.searchsorted(tau, t, side="right"))
+
+
+def interpolate_at(tau: Array, x: PyTree, t: Array, count: Array) -> PyTree:
+    """:func:`interpolate_path` given ``count = #{i : tau[i] <= t}`` (``searchsorted(tau, t, 'right')``).
+
+    Lets a caller that knows the count (e.g. :func:`advance_count`) skip the binary search; the
+    numbers are those of :func:`interpolate_path`.
+    """
     n = tau.shape[0]
-    i = jnp.clip(jnp.searchsorted(tau, t, side="right") - 1, 0, n - 2)
+    i = jnp.clip(count - 1, 0, n - 2)
     t0, t1 = tau[i], tau[i + 1]
     width = t1 - t0
     safe = jnp.where(width > 0, width, 1)
@@ -49,6 +67,53 @@ def interpolate_path(tau: Array, x: PyTree, t: Array) -> PyTree:
         return (1 - lm) * a0 + lm * a1
 
     return jax.tree.map(leaf, x)
+
+
+def advance_count(tau: Array, count: Array, t: Array, most: int) -> Array:
+    """``#{i : tau[i] <= t}`` from ``count``, the same count at an earlier time ``t' <= t``.
+
+    A merged walk along increasing query times instead of a binary search over all of ``tau``:
+    exact when at most ``most`` records lie in ``(t', t]`` (:func:`records_per_step`; ``tau``
+    nondecreasing, NaN records count as ``+inf`` as in ``jnp.searchsorted``).  A branchless
+    bisection of the window ``[count, count + most]``: ``bit_length(most)`` gathers, unrolled,
+    against ``log2 R`` in a loop for ``searchsorted``.
+    """
+    n = tau.shape[0]
+    for p in reversed(range(int(most).bit_length())):
+        cand = count + (1 << p)
+        ok = (cand <= n) & (tau[jnp.clip(cand - 1, 0, n - 1)] <= t)
+        count = jnp.where(ok, cand, count)
+    return count
+
+
+def walk_bound(tau: Any, h: float) -> int | None:
+    """The ``most`` of :func:`advance_count` for query times ``h`` apart, rounded up to ``2^p - 1``
+    (same program for the same walk length), or ``None`` (binary search) when ``tau`` is traced or
+    the walk would not take fewer gathers than the search."""
+    try:
+        tau = np.asarray(tau, np.float64)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+    levels = records_per_step(tau, h).bit_length()  # the bisection covers 2^levels - 1 records anyway
+    return (1 << levels) - 1 if levels < math.log2(max(tau.shape[-1], 2)) else None
+
+
+def records_per_step(tau: Any, h: float) -> int:
+    """Largest number of records of a concrete ``tau`` (``batch + (R,)``) in any ``(a, a + h]``.
+
+    A slack of a few ulps (float32) of ``tau`` covers the rounding of the query times.
+    """
+    tau = np.asarray(tau, np.float64)
+    flat = tau.reshape(-1, tau.shape[-1])
+    fin = flat[np.isfinite(flat)]
+    top = float(np.max(np.abs(fin))) if fin.size else 0.0
+    reach = h * (1 + 1e-6) + 16 * np.finfo(np.float32).eps * top
+    most = 0
+    for row in flat:
+        row = row[np.isfinite(row)]
+        if row.size:  # (a, a + h] holds at most the records in [tau_i, tau_i + h], tau_i its first record
+            most = max(most, int(np.max(np.searchsorted(row, row + reach, side="right") - np.arange(row.size))))
+    return most
 
 
 def interpolate(traj: Trajectory, t: Array | float) -> PyTree:

@@ -167,6 +167,7 @@ def _window(tau, x, m0, r, h, field, method: Scheme, n: int, K: int, num_grid: i
         return jnp.where(over, jnp.maximum(da, db) + h * L, out)
 
     vf = heavy_ball_vector_field(field, r, clock=1 / r) if heavy else gradient_vector_field(field)
+    vf = jax.jit(vf)  # traced once for the 2 x stages fine and the coarse evaluations of a pair
     fine = jax.vmap(lambda g: method.step(vf, g, h))
     coarse = jax.vmap(lambda g: method.step(vf, g, 2 * h))
 

@@ -149,7 +149,8 @@ def _spiral(num=500, y=False):
 
 
 def test_same_step_count_reuses_the_compiled_program(problem):
-    """T, dt and times are arguments, not constants: a new T with the same step count does not retrace."""
+    """T, dt and times are arguments, not constants: a new T with the same step count does not retrace
+    (as long as the merged walk keeps its length: the same ``bit_length`` of the records per step)."""
     traces = []
 
     def field(w):
@@ -159,7 +160,7 @@ def test_same_step_count_reuses_the_compiled_program(problem):
     traj = _spiral()
     nsopt.flow.apt_distance(traj, field, 1.0, dt=0.1, num_times=4)
     n = len(traces)
-    nsopt.flow.apt_distance(traj, field, 2.0, dt=0.2, num_times=4)
+    nsopt.flow.apt_distance(traj, field, 1.2, dt=0.12, num_times=4)  # 11 -> 13 records per step: 4 levels
     nsopt.flow.apt_distance(traj, field, 1.0, times=jnp.array([0.5, 1.0, 2.0, 3.0]), dt=0.1)
     assert len(traces) == n
     nsopt.flow.apt_distance(traj, field, 1.0, dt=0.05, num_times=4)  # 20 steps: a new program
@@ -221,3 +222,63 @@ def test_heavy_ball_r_defaults_to_the_recorded_coupling():
     np.testing.assert_array_equal(nsopt.flow.lyapunov(traj, p.F), nsopt.flow.lyapunov(traj, p.F, 4.0))
     sgd = nsopt.run(nsopt.sgd(a), p.oracle(), p.sampler, jnp.array([1.5, 0.2]), jax.random.key(0), 40, 4)
     assert sgd.r is None
+
+
+def _apt_binary_search(traj, field, T, times, n):
+    """The pre-walk implementation: every query located by ``jnp.searchsorted`` (interpolate_path)."""
+    from nsopt.flow.interpolate import interpolate_path
+
+    h = T / n
+
+    def single(tau, w, ts):
+        def body(carry, i):
+            g, dmax = carry
+            g = g - h * jax.vmap(field)(g)
+            d = jnp.linalg.norm(interpolate_path(tau, w, ts + (i + 1) * h) - g, axis=-1)
+            return (g, jnp.maximum(dmax, d)), None
+
+        (_, dmax), _ = jax.lax.scan(body, (interpolate_path(tau, w, ts), jnp.zeros(ts.shape, tau.dtype)),
+                                    jnp.arange(n))
+        return dmax
+
+    return jax.jit(jax.vmap(single))(traj.tau, traj.w, times)
+
+
+@pytest.mark.parametrize("dt", [0.01, 0.002])
+def test_merged_walk_gives_the_numbers_of_the_binary_search(problem, dt):
+    """Many records per flow step (dense late records) and few: bit-identical distances."""
+    from nsopt.flow.interpolate import walk_bound
+
+    alg = nsopt.sgd(inverse_power(0.5, 10.0, 0.75))
+    w0 = problem.inits(jax.random.key(1), 3)
+    b = nsopt.run_batch(alg, problem.oracle(), problem.sampler, w0, 3, 4000)
+    flat = jax.tree.map(lambda a: a.reshape((9,) + a.shape[3:]), b)
+    T = 0.5
+    most = walk_bound(flat.tau, dt)
+    assert most is not None and most >= 2  # the walk path is the one tested, over several records per step
+    times = nsopt.flow.default_times(flat, T, 37)
+    d = nsopt.flow.apt_distance(flat, problem.field, T, times=times, dt=dt)
+    ref = _apt_binary_search(flat, problem.field, T, times.astype(flat.tau.dtype), round(T / dt))
+    np.testing.assert_array_equal(np.asarray(d), np.asarray(ref))
+
+
+def test_advance_count_equals_searchsorted_with_ties_and_nan_tail():
+    from nsopt.flow.interpolate import advance_count, records_per_step
+
+    rng = np.random.default_rng(0)
+    steps = rng.exponential(1.0, 400) * (rng.random(400) < 0.7)  # 30% zero-length segments (tied records)
+    tau = np.concatenate([[0.0], np.cumsum(steps)])
+    tau[350:] = np.nan  # a diverged run: NaN records count as +inf, as in searchsorted
+    h = 0.8
+    most = records_per_step(tau, h)
+    t = np.linspace(-0.5, np.nanmax(tau) + 2.0, 700)  # increments < h, also below tau_0 and past the end
+    assert np.max(np.diff(t)) < h
+    tau_j, t_j = jnp.asarray(tau), jnp.asarray(t)
+    count = jnp.searchsorted(tau_j, t_j[:1], side="right")
+    got = [int(count[0])]
+    for k in range(1, len(t)):
+        count = advance_count(tau_j, count, t_j[k:k + 1], most)
+        got.append(int(count[0]))
+    ref = np.asarray(jnp.searchsorted(tau_j, t_j, side="right"))
+    assert np.max(np.diff(ref)) >= 3  # some steps pass several records at once
+    np.testing.assert_array_equal(got, ref)
