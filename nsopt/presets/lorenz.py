@@ -43,9 +43,11 @@ from scipy.spatial import cKDTree
 import nsopt
 import nsopt.implicit as ni
 from nsopt.flow import integrate
-from nsopt.oracles import autodiff
 from nsopt import validate as V
 from nsopt.presets.base import PresetResult, new_figure, numpy_seed, tuples
+from nsopt.problems.lorenz import (  # the problem (re-exported: the preset's public names)
+    EXPLICIT_HESSIAN, LORENZ_LYAPUNOV, explicit_loss, implicit_loss, implicit_outer, lorenz,
+    lower_residual, lower_solve, oracle, sampler, solution_map)
 
 __all__ = [
     "EXPLICIT_HESSIAN",
@@ -97,83 +99,6 @@ class Params:
             raise V.BadValue("transient_tau", self.transient_tau,
                              f"it must be below alpha * num_steps = {self.alpha * self.num_steps:g}")
 
-SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
-EXPLICIT_HESSIAN = np.array([[-20.0, 38.0, 0.0], [38.0, -2.0, 0.0], [0.0, 0.0, -2 * BETA]])
-LORENZ_LYAPUNOV = 0.9056  # largest Lyapunov exponent of the Lorenz flow (sigma, rho, beta) = (10, 28, 8/3)
-
-
-# ----------------------------------------------------------------------------- the problem
-
-
-def lorenz(u: Array) -> Array:
-    """``L(x, y, z) = (10 (y - x), x (28 - z) - y, x y - 8 z / 3)``."""
-    x, y, z = u[..., 0], u[..., 1], u[..., 2]
-    return jnp.stack([SIGMA * (y - x), x * (RHO - z) - y, x * y - BETA * z], axis=-1)
-
-
-def lower_residual(v: Array, s: Array, offset: Array | None = None) -> Array:
-    """``F(v, s) = ||s - v||^2 (s - v)``: the gradient of ``||s - v||^4 / 4`` in ``s`` (``v = L(u)``).
-
-    ``offset`` belongs to the forward solve (see :func:`lower_solve`), not to ``F``.
-    """
-    del offset
-    r = s - v
-    return jnp.sum(r * r) * r
-
-
-def lower_solve(v: Array, offset: Array | None = None) -> Array:
-    """The minimiser ``s = v`` of ``||s - v||^4`` (plus ``offset``: an inexact solver).
-
-    The lower level depends on ``u`` only through ``v = L(u)``, so ``z(u) = s(L(u))``
-    and the implicit part differentiates ``v -> s``.  Returning ``v`` itself makes
-    ``s - v`` exactly ``0`` in floating point under any compilation; recomputing
-    ``L(u)`` inside ``F`` would leave a rounding-level residual ``r`` (about
-    ``1e-14`` when XLA fuses the two computations differently), and then
-    ``B = ||r||^2 I + 2 r r^T`` is tiny but perfectly conditioned (cond 3), passes
-    the relative singularity test, and ``-B^{-1} A = I`` (``dz/du = J_L``): the
-    *true* derivative, and the pathology disappears.
-    """
-    return v if offset is None else v + offset
-
-
-def solution_map(singular: str = "pinv") -> ni.ImplicitFunction:
-    """``v -> s(v)`` through :func:`nsopt.implicit.root`; ``B = A = 0`` at the exact solution."""
-    return ni.root(lower_residual, lower_solve, singular=singular)
-
-
-def implicit_outer(u: Array, z: Array, xi: Any = None) -> Array:
-    """``-u^T z``: gradient *descent* on it is ascent on ``u^T z(u)``."""
-    del xi
-    return -jnp.dot(u, z)
-
-
-def implicit_loss(u: Array, xi: Any = None, offset: Array | None = None,
-                  singular: str = "pinv") -> Array:
-    """``-u^T z(u)`` with ``z(u) = s(L(u))`` differentiated implicitly (``offset``: inexact solve)."""
-    del xi
-    args = () if offset is None else (offset,)
-    return implicit_outer(u, solution_map(singular)(lorenz(u), *args))
-
-
-def explicit_loss(u: Array, xi: Any = None) -> Array:
-    """``-u^T L(u)`` (autodiff oracle: ``-(L(u) + J_L(u)^T u) = -H u``)."""
-    del xi
-    return -jnp.dot(u, lorenz(u))
-
-
-def _sampler(key: Array) -> Array:
-    del key
-    return jnp.zeros(())
-
-
-def _oracle(kind: str):
-    if kind == "implicit":
-        return autodiff(implicit_loss)
-    if kind == "explicit":
-        return autodiff(explicit_loss)
-    raise ValueError(f"kind must be 'implicit' or 'explicit', got {kind!r}")
-
-
 def ascent(kind: str, u0: np.ndarray, alpha: float, num_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Gradient ascent (``nsopt.run_batch``, SGD with a deterministic oracle) from each row of ``u0``.
 
@@ -181,7 +106,7 @@ def ascent(kind: str, u0: np.ndarray, alpha: float, num_steps: int) -> tuple[np.
     ``kind="explicit"``: autodiff of ``u^T L(u)``.  Returns the iterates
     ``(n, num_steps + 1, 3)`` and ``u_k^T L(u_k)`` along them.
     """
-    traj = nsopt.run_batch(nsopt.sgd(jnp.asarray(alpha, float)), _oracle(kind), _sampler,
+    traj = nsopt.run_batch(nsopt.sgd(jnp.asarray(alpha, float)), oracle(kind), sampler,
                            jnp.asarray(u0, float), [0], num_steps, 1, objective=lambda w: -explicit_loss(w))
     return np.asarray(traj.w[0, :, 0]), np.asarray(traj.objective[0, :, 0])
 
