@@ -48,7 +48,7 @@ from jax import Array
 import nsopt
 from nsopt.flow import criticality, phase_portrait
 from nsopt import validate as V
-from nsopt.presets.base import PresetResult, new_figure, tuples
+from nsopt.presets.base import PresetResult, RandomScaleBatch, new_figure, tuples
 from nsopt.problems.kinked_line import KinkedLine, kinked_line
 from nsopt.schedules import inverse_power
 
@@ -59,22 +59,15 @@ CLAIM = ("autodiff with relu'(0) = 0 creates an artificial critical point (0, 0)
 
 
 @dataclass(frozen=True)
-class Params:
-    """Sizes of ``artificial_critical`` (defaults: full size)."""
+class Params(RandomScaleBatch):
+    """Sizes of ``artificial_critical`` (defaults: full size; the batch fields of
+    :class:`~nsopt.presets.base.RandomScaleBatch`)."""
 
     noise: float = 0.3
     kink_relu: float = 0.0
     kink_abs: float = 0.0
     init_box: tuple[float, float, float, float] = (-2.0, -0.25, -1.0, 1.0)
-    seeds: int = 16
-    inits: int = 16
-    scales: int = 4
-    scale_range: tuple[float, float] = (0.5, 2.0)
-    a: float = 0.5
-    b: float = 10.0
-    p: float = 0.75
     momentum_c: float = 1.0
-    num_steps: int = 2000
     record_every: int = 1
     radius: float = 0.1
     crit_radii: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
@@ -88,14 +81,9 @@ class Params:
         box = V.numbers_list("init_box", self.init_box)
         if len(box) != 4 or box[0] >= box[1] or box[2] >= box[3]:
             raise V.BadValue("init_box", list(self.init_box), "it must be [lo_1, hi_1, lo_2, hi_2] with lo < hi")
-        for f in ("seeds", "inits", "scales", "num_steps", "record_every", "crit_samples"):
+        self.check_batch()
+        for f in ("record_every", "crit_samples"):
             V.positive_int(f, getattr(self, f))
-        lo, hi = V.numbers_list("scale_range", self.scale_range, 0, open_low=True)
-        if lo > hi:
-            raise V.BadValue("scale_range", list(self.scale_range), "it must be [low, high] with low <= high")
-        V.number("a", self.a, 0, open_low=True)
-        V.number("b", self.b, 0, open_low=True)
-        V.number("p", self.p, 0, 1, open_low=True)
         V.number("momentum_c", self.momentum_c, 0, open_low=True)
         V.number("radius", self.radius, 0, open_low=True)
         V.numbers_list("crit_radii", self.crit_radii, 0, open_low=True)

@@ -76,3 +76,33 @@ def new_figure(**kwargs: Any):
     from matplotlib.figure import Figure
 
     return Figure(**kwargs)
+
+
+@dataclass(frozen=True)
+class RandomScaleBatch:
+    """Sizes of a batch of seeds x inits x random step scales ``s ~ U[scale_range]`` with
+    ``alpha_k = a / (k + b)^p`` (the avoidance results hold for almost every scale): a base of
+    the presets' ``Params`` that run such batches."""
+
+    seeds: int = 16
+    inits: int = 16
+    scales: int = 4
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    a: float = 0.5
+    b: float = 10.0
+    p: float = 0.75
+    num_steps: int = 2000
+
+    def check_batch(self) -> None:
+        """The checks of these fields (called by the subclass's ``__post_init__``)."""
+        from nsopt import validate as V
+
+        for f in ("seeds", "inits", "scales", "num_steps"):
+            V.positive_int(f, getattr(self, f))
+        lo, hi = V.numbers_list("scale_range", self.scale_range, 0, open_low=True)
+        if lo > hi:
+            raise V.BadValue("scale_range", list(self.scale_range), "it must be [low, high] with low <= high")
+        V.number("a", self.a, 0, open_low=True)
+        V.number("b", self.b, 0, open_low=True)
+        V.number("p", self.p, 0, 1, open_low=True)
+

@@ -51,7 +51,7 @@ import nsopt
 from nsopt.flow import apt_distance, apt_figure
 from nsopt import validate as V
 from nsopt.oracles import autodiff
-from nsopt.presets.base import PresetResult, new_figure, tuples
+from nsopt.presets.base import PresetResult, RandomScaleBatch, new_figure, tuples
 from nsopt.problems.signed_abs import SignedAbs
 from nsopt.schedules import InversePower
 
@@ -62,21 +62,15 @@ CLAIM = ("for f(w, s) = s |w| with E[s] = 0, autodiff's oracle mean at the kink 
 
 
 @dataclass(frozen=True)
-class Params:
-    """Sizes of ``integral_rule`` (defaults: full size)."""
+class Params(RandomScaleBatch):
+    """Sizes of ``integral_rule`` (defaults: full size; the batch fields of
+    :class:`~nsopt.presets.base.RandomScaleBatch`)."""
 
+    seeds: int = 32
     num_samples: int = 200000
     delta: float = 1.0e-3
     const_kinks: tuple[float, ...] = (-1.0, 0.0, 1.0)
     sign_kinks: tuple[float, ...] = (-1.0, -0.5, 0.0, 0.5, 1.0)
-    seeds: int = 32
-    inits: int = 16
-    scales: int = 4
-    scale_range: tuple[float, float] = (0.5, 2.0)
-    a: float = 0.5
-    b: float = 10.0
-    p: float = 0.75
-    num_steps: int = 2000
     near_radius: float = 0.05
     T: float = 1.0
     num_times: int = 60
@@ -88,19 +82,13 @@ class Params:
 
     def __post_init__(self):
         tuples(self)
-        for f in ("num_samples", "seeds", "inits", "scales", "num_steps", "num_times", "paths_shown",
-                  "lattice_seeds"):
+        self.check_batch()
+        for f in ("num_samples", "num_times", "paths_shown", "lattice_seeds"):
             V.positive_int(f, getattr(self, f))
         V.number("delta", self.delta, 0, open_low=True)
         V.numbers_list("const_kinks", self.const_kinks, -1, 1)
         V.numbers_list("sign_kinks", self.sign_kinks, -1, 1)
         V.numbers_list("lattice_kinks", self.lattice_kinks, -1, 1)
-        lo, hi = V.numbers_list("scale_range", self.scale_range, 0, open_low=True)
-        if lo > hi:
-            raise V.BadValue("scale_range", list(self.scale_range), "it must be [low, high] with low <= high")
-        V.number("a", self.a, 0, open_low=True)
-        V.number("b", self.b, 0, open_low=True)
-        V.number("p", self.p, 0, 1, open_low=True)
         for f in ("near_radius", "T", "lattice_step"):
             V.number(f, getattr(self, f), 0, open_low=True)
         V.number("lattice_start", self.lattice_start)
