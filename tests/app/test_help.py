@@ -98,7 +98,7 @@ def test_cli_help_lists_groups_fields_defaults_and_launchers():
         assert re.search(rf"^{group}: ", text, re.M), group
     for line in ("num_steps = 5000", "seeds = 16   noise sequences per (init, scale)", "p = 0.75",
                  "sampling.batch_size = 32", "phase_retrieval: robust phase retrieval",
-                 "reshuffle: random reshuffling", "hydra/launcher", "submitit_slurm", "slurm: Example Slurm",
+                 "reshuffle: random reshuffling", "hydra/launcher", "submitit_slurm", "slurm: Slurm launcher",
                  "--config-dir"):
         assert line in text, line
 

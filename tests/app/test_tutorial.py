@@ -79,7 +79,7 @@ def test_tutorial_sweep(workdir):
         for fig in ("objective.png", "apt.png", "lyapunov.png"):
             assert (job / fig).stat().st_size > 0
         m = np.load(job / "metrics.npz")
-        assert m["sgd/apt_distance"].shape[-1] == 40
+        assert m["sgd/apt_distance"].shape[-1] == len(m["sgd/apt_times"]) >= 2
         assert list((job / "wandb").glob("offline-run-*"))
         ps.append((job / "config.yaml").read_text().split("p: ")[1].split()[0])
     assert sorted(ps) == ["0.6", "0.75", "1"]
