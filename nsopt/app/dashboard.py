@@ -11,16 +11,24 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["record_rows", "flow_tables", "sweep_scalars", "array_tables"]
+__all__ = ["stats", "flat", "record_rows", "flow_tables", "sweep_scalars", "array_tables"]
+
+
+def stats(x: np.ndarray) -> dict[str, float | None]:
+    """Mean, median, 10/90% quantiles, min, max of the finite entries (``None`` when there are none)."""
+    x = np.asarray(x)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return {"mean": None, "median": None, "q10": None, "q90": None, "min": None, "max": None}
+    q10, med, q90 = np.quantile(x, [0.1, 0.5, 0.9])
+    return {"mean": float(x.mean()), "median": float(med), "q10": float(q10), "q90": float(q90),
+            "min": float(x.min()), "max": float(x.max())}
 
 
 def _quantiles(x: np.ndarray) -> dict[str, float] | None:
-    """Median, 10/90% quantiles and mean over axis 0 of the finite rows (``None`` if none)."""
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return None
-    q10, med, q90 = np.quantile(x, [0.1, 0.5, 0.9])
-    return {"median": float(med), "q10": float(q10), "q90": float(q90), "mean": float(x.mean())}
+    """Median, 10/90% quantiles and mean of the finite entries (``None`` if none)."""
+    st = stats(x)
+    return None if st["median"] is None else {k: st[k] for k in ("median", "q10", "q90", "mean")}
 
 
 def record_rows(name: str, recs: Mapping[str, Any], scales: Sequence[float]) -> list[dict[str, float]]:
@@ -95,15 +103,16 @@ def sweep_scalars(summary: Mapping[str, Any]) -> dict[str, Any]:
     if "claims" in summary:
         out["claims_hold"] = summary.get("claims_hold")
         out.update({f"claims/{k}": v for k, v in summary["claims"].items()})
-        out.update({f"metrics/{k}": v for k, v in _flat(summary.get("metrics") or {}).items()})
+        out.update({f"metrics/{k}": v for k, v in flat(summary.get("metrics") or {}).items()})
     return out
 
 
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested scalars as ``{"a/b/c": value}`` (lists and arrays left out)."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, Mapping):
-            out.update(_flat(v, f"{prefix}{k}/"))
+            out.update(flat(v, f"{prefix}{k}/"))
         elif isinstance(v, (int, float, str, bool)) or v is None:
             out[f"{prefix}{k}"] = v
     return out

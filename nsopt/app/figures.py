@@ -37,6 +37,12 @@ def _finite(arrays: Mapping[str, np.ndarray], name: str, key: str) -> tuple[np.n
     return x[keep], n
 
 
+def _on_points(fn: Any) -> Any:
+    """``fn(w)`` of a 2-D problem evaluated on NumPy points of shape ``(..., 2)`` (one compiled vmap)."""
+    batched = jax.jit(jax.vmap(fn))
+    return lambda pts: np.asarray(batched(jnp.asarray(pts.reshape(-1, 2)))).reshape(pts.shape[:-1])
+
+
 def main_job_figures(job: MainJob, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
@@ -59,21 +65,10 @@ def main_job_figures(job: MainJob, arrays: Mapping[str, np.ndarray]) -> dict[str
     }
     problem = job.problem
     if problem.is_2d:
-        F = jax.jit(jax.vmap(problem.F))
-
-        def F_np(pts: np.ndarray) -> np.ndarray:
-            return np.asarray(F(jnp.asarray(pts.reshape(-1, 2)))).reshape(pts.shape[:-1])
-
         crit = getattr(problem, "distance_to_critical", None)
-        crit_np = None
-        if crit is not None:
-            dist = jax.jit(jax.vmap(crit))
-
-            def crit_np(pts: np.ndarray) -> np.ndarray:
-                return np.asarray(dist(jnp.asarray(pts.reshape(-1, 2)))).reshape(pts.shape[:-1])
-
-        out["iterates"] = plots.plot_iterates_2d({n: _finite(arrays, n, "w")[0] for n in names}, F_np, title,
-                                                 critical=crit_np,
+        out["iterates"] = plots.plot_iterates_2d({n: _finite(arrays, n, "w")[0] for n in names},
+                                                 _on_points(problem.F), title,
+                                                 critical=None if crit is None else _on_points(crit),
                                                  totals={n: arrays[f"{n}/diverged_step"].size for n in names})
     apt = {n: _finite(arrays, n, "apt_distance") for n in names if f"{n}/apt_distance" in arrays}
     if apt:

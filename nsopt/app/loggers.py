@@ -15,6 +15,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 from nsopt import validate
 from nsopt.app.config import WANDB_MODES
+from nsopt.app.dashboard import flat
 
 __all__ = ["Logger", "NoLogger", "WandbLogger", "make_logger", "wandb_mode"]
 
@@ -23,6 +24,8 @@ log = logging.getLogger("nsopt")
 
 class Logger(Protocol):
     """What a job hands its logger, as it happens (the local run folder is written regardless)."""
+
+    live: bool  # whether the job should compute and hand over rows while it runs
 
     def start(self, config: Mapping[str, Any], run_dir: Path) -> None: ...
     def define_axes(self, prefixes: Sequence[str]) -> None: ...
@@ -37,6 +40,8 @@ class Logger(Protocol):
 
 class NoLogger:
     """Logs nothing (``logger=none``)."""
+
+    live = False
 
     def start(self, config, run_dir):
         pass
@@ -84,17 +89,6 @@ def wandb_mode(mode: str) -> str:
     return "online" if _has_api_key() else "offline"
 
 
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, key + "/"))
-        else:
-            out[key] = v
-    return out
-
-
 class WandbLogger:
     """One wandb run per job; figures as images, records as history, summary at the end.
 
@@ -112,6 +106,11 @@ class WandbLogger:
         self.tags, self.init_timeout = list(tags), float(init_timeout)
         self.mode = wandb_mode(mode)
         self.run = None
+
+    @property
+    def live(self) -> bool:
+        """Rows are worth computing while the run is open."""
+        return self.run is not None
 
     def _init(self, config, run_dir, mode: str):
         import wandb
@@ -200,7 +199,7 @@ class WandbLogger:
 
     def log_summary(self, summary):
         def go():
-            for k, v in _flatten(summary).items():
+            for k, v in flat(summary).items():
                 if isinstance(v, (int, float, str, bool)) or v is None:
                     self.run.summary[k] = v
 

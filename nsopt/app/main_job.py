@@ -25,13 +25,13 @@ import numpy as np
 
 from nsopt.algorithms import compile_batch, progress_chunks
 from nsopt.app.config import MainJob
-from nsopt.app.dashboard import flow_tables, record_rows
+from nsopt.app.dashboard import flow_tables, record_rows, stats
 from nsopt.app.loggers import Logger
 from nsopt.app.progress import step_progress
 from nsopt.app.run_folder import RunFolder
 from nsopt.problems.inits import draw_many
 
-__all__ = ["run_main", "run_keys", "stats"]
+__all__ = ["run_main", "run_keys"]
 
 log = logging.getLogger("nsopt")
 
@@ -40,17 +40,6 @@ def run_keys(seed: int, num: int) -> jax.Array:
     """Run key ``i`` is ``fold_in(fold_in(key(seed), 0), i)``: independent of the batch size."""
     root = jax.random.fold_in(jax.random.key(seed), 0)
     return jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.arange(num, dtype=jnp.uint32))
-
-
-def stats(x: np.ndarray) -> dict[str, float | None]:
-    """Mean, median, 10/90% quantiles, min, max of the finite entries (``None`` when there are none)."""
-    x = np.asarray(x)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return {"mean": None, "median": None, "q10": None, "q90": None, "min": None, "max": None}
-    q10, med, q90 = np.quantile(x, [0.1, 0.5, 0.9])
-    return {"mean": float(x.mean()), "median": float(med), "q10": float(q10), "q90": float(q90),
-            "min": float(x.min()), "max": float(x.max())}
 
 
 def run_main(job: MainJob, folder: RunFolder, logger: Logger) -> dict[str, Any]:
@@ -82,8 +71,8 @@ def run_main(job: MainJob, folder: RunFolder, logger: Logger) -> dict[str, Any]:
         def live(recs, name=name):  # the chunk's records, logged as soon as it finishes
             logger.log_rows(record_rows(name, recs, scales))
 
-        try:
-            traj = jax.block_until_ready(batch(progress=update, on_records=live))
+        try:  # records go to the host per chunk only when the logger shows them live
+            traj = jax.block_until_ready(batch(progress=update, on_records=live if logger.live else None))
         finally:
             close()
         t2 = time.perf_counter()
