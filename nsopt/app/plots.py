@@ -76,17 +76,17 @@ def plot_iterates_2d(w: Mapping[str, np.ndarray], F: Callable[[np.ndarray], np.n
         fig.colorbar(cf, ax=ax, shrink=0.8, label="F(w)")
         if crit is not None:
             step = float(np.max(hi - lo + 2 * pad)) / 200
-            ax.contourf(gx, gy, crit, levels=[-1.0, 1.5 * step], colors="red")
+            ax.contourf(gx, gy, crit, levels=[-1.0, step], colors="red", alpha=0.6, zorder=1)
             ax.plot([], [], color="red", lw=1.2, label="Clarke-critical set")
         runs = np.asarray(w[name])[:max_runs]
         cmap = plt.get_cmap("viridis")
         for i, traj in enumerate(runs):
             c = cmap(i / max(len(runs) - 1, 1))
-            ax.plot(traj[:, 0], traj[:, 1], "-", color=c, lw=0.8, alpha=0.8)
-            ax.plot(traj[0, 0], traj[0, 1], "o", color=c, ms=4)
-            ax.plot(traj[-1, 0], traj[-1, 1], "*", color="red", ms=7)
+            ax.plot(traj[:, 0], traj[:, 1], "-", color=c, lw=0.8, alpha=0.8, zorder=2)
+            ax.plot(traj[0, 0], traj[0, 1], "o", color=c, ms=4, zorder=3)
+            ax.plot(traj[-1, 0], traj[-1, 1], "*", color="black", ms=7, zorder=3)
         ax.plot([], [], "ko", ms=4, label="start")
-        ax.plot([], [], "r*", ms=7, label="end")
+        ax.plot([], [], "k*", ms=7, label="end")
         total = (totals or {}).get(name, len(np.asarray(w[name])))
         ax.set_title(f"{name}: {len(runs)} of {total} runs shown")
         ax.set_xlabel("w[0]")
