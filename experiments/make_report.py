@@ -22,11 +22,17 @@ Usage::
                                                      # fails or a number of REPORT.md differs
     python experiments/make_report.py --only cycles  # one preset (with or without --check)
     python experiments/make_report.py --render       # re-render REPORT.md from the stored data
+    python experiments/make_report.py --check --keep DIR --json DIR/check.json
+                                                     # also keep the run folders and the outcome
+                                                     # (tests/presets/test_full_size.py reads them)
 
 Each preset runs as ``python -m nsopt experiment=<name> logger=none run_dir=<dir>`` in a
 fresh process (the command the report quotes), one at a time.  ``--check`` compares timings
 with a factor ``--time-tolerance`` (default 3) and reports them separately: a timing outside
-it is a warning (machines differ), an error only with ``--strict-timings``.
+it is a warning (machines differ), an error only with ``--strict-timings``.  Numbers are compared
+as rendered; two floats that render differently but agree to ``--rtol`` (default 1e-6) sat on a
+rounding boundary of their format and are listed apart, not failed (floating-point results may
+differ in the last bits between CPUs).
 results/benchmarks.md is assembled from ``results/benchmarks_<topic>.md`` as before.
 """
 
@@ -60,6 +66,8 @@ PLACEHOLDER = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 #: a metric leaf that is a wall-clock time (kept with the timings, never compared as a number)
 TIMING_KEY = re.compile(r"(seconds|(^|/)time_\w*_s|^(compile|run|evaluate|total|wall|flow)_s)$")
 TIME_TOLERANCE = 3.0
+#: --check: relative difference below which two floats that round differently are not a change
+RTOL = 1e-6
 
 REPORT_HEAD = """# nsopt: what the runs show
 
@@ -272,21 +280,53 @@ def stored() -> tuple[dict[str, dict | None], dict]:
     return datas, read_json(TIMINGS) or {}
 
 
-def compare_numbers(name: str, old: dict | None, new: dict, timings: dict) -> list[str]:
-    """The placeholders of ``name``'s template whose rendered value differs between ``old`` and ``new``."""
+def raw_values(template: str, context: dict) -> list[Any]:
+    """The unformatted value of each placeholder of ``template``, in order."""
+    out = []
+    for m in PLACEHOLDER.finditer(template):
+        path = m.group(1).partition(":")[0].strip()
+        out.append(lookup(context, path.split("."), path))
+    return out
+
+
+def rounding_jitter(a: Any, b: Any, rtol: float) -> bool:
+    """True when two floats that render differently are equal to ``rtol``: the stored value sat on a
+    rounding boundary of its format, and floating-point noise between machines moved it across."""
+    if isinstance(a, bool) or isinstance(b, bool) or not all(isinstance(v, float) for v in (a, b)):
+        return False
+    return abs(a - b) <= rtol * max(abs(a), abs(b))
+
+
+def compare_numbers(name: str, old: dict | None, new: dict, timings: dict,
+                    rtol: float = 0.0) -> tuple[list[str], list[str]]:
+    """The placeholders of ``name``'s template whose rendered value differs between ``old`` and
+    ``new`` (errors), and those that differ only by rounding jitter below ``rtol`` (notes)."""
     template = TEMPLATES / f"{name}.md"
     if not template.is_file():
-        return []
+        return [], []
     text = template.read_text()
-    fresh = placeholders(text, context_of(name, new, timings))
+    try:
+        fresh = placeholders(text, context_of(name, new, timings))
+    except KeyError as e:
+        return [f"{name}: the regenerated data lacks {e}"], []
     if old is None:
-        return [f"{name}: no stored data (results/report/data/{name}.json)"]
+        return [f"{name}: no stored data (results/report/data/{name}.json)"], []
     try:
         before = placeholders(text, context_of(name, old, timings))
     except KeyError as e:
-        return [f"{name}: the stored data lacks {e}"]
-    return [f"{name}: {p} is {b} in REPORT.md, {a} now"
-            for (p, b), (_, a) in zip(before, fresh) if a != b]
+        return [f"{name}: the stored data lacks {e}"], []
+    raw_old = raw_values(text, context_of(name, old, timings))
+    raw_new = raw_values(text, context_of(name, new, timings))
+    errors, notes = [], []
+    for (p, b), (_, a), vo, vn in zip(before, fresh, raw_old, raw_new):
+        if a == b:
+            continue
+        if rounding_jitter(vo, vn, rtol):
+            notes.append(f"{name}: {p} is {b} in REPORT.md, {a} now: stored {vo!r}, now {vn!r} "
+                         f"(equal to rtol {rtol:g}: a rounding boundary, not a change)")
+        else:
+            errors.append(f"{name}: {p} is {b} in REPORT.md, {a} now (stored {vo!r}, now {vn!r})")
+    return errors, notes
 
 
 def compare_timings(name: str, old: dict, new: dict, tol: float) -> list[str]:
@@ -309,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render", action="store_true", help="re-render REPORT.md from the stored data only")
     ap.add_argument("--time-tolerance", type=float, default=TIME_TOLERANCE)
     ap.add_argument("--strict-timings", action="store_true", help="a timing outside the tolerance fails")
+    ap.add_argument("--rtol", type=float, default=RTOL,
+                    help="--check: two floats equal to this relative tolerance that round differently "
+                         "are a rounding boundary (reported, not failed); 0 compares the text only")
+    ap.add_argument("--keep", type=Path, metavar="DIR", help="keep each preset's run folder in DIR/<name>")
+    ap.add_argument("--json", type=Path, metavar="PATH",
+                    help="write the outcome per preset (claims, number errors, errors) to PATH")
     args = ap.parse_args(argv)
     names = list(args.only or NAMES)
     datas, timings = stored()
@@ -321,7 +367,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     errors: list[str] = []
+    jitter: list[str] = []
     timing_lines: list[str] = []
+    per_preset: dict[str, dict] = {}
+    keep = args.keep.resolve() if args.keep else None
     fresh = dict(datas)
     new_timings = {k: dict(v) if isinstance(v, dict) else v for k, v in timings.items()}
     with tempfile.TemporaryDirectory(prefix="nsopt_report_") as tmp:
@@ -330,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                 summary, wall = run_preset(name, Path(tmp) / name)
             except CheckError as e:
                 errors.append(str(e))
+                per_preset[name] = {"error": str(e)}
                 continue
             data, t = data_of(summary)
             t["wall_s"] = wall
@@ -338,8 +388,14 @@ def main(argv: list[str] | None = None) -> int:
                 errors.append(f"{name}: the preset states no claim")
             for k in failed:
                 errors.append(f"{name}: claim {k} DOES NOT HOLD at full size")
+            if keep is not None:
+                shutil.copytree(Path(tmp) / name, keep / name, dirs_exist_ok=True)
+            per_preset[name] = {"claims": data["claims"], "number_errors": []}
             if args.check:
-                errors += compare_numbers(name, datas.get(name), data, timings.get(name, {}))
+                errs, notes = compare_numbers(name, datas.get(name), data, timings.get(name, {}), args.rtol)
+                errors += errs
+                jitter += notes
+                per_preset[name]["number_errors"] = errs
                 timing_lines += compare_timings(name, timings.get(name, {}), t, args.time_tolerance)
             else:
                 write_json(DATA / f"{name}.json", data)
@@ -348,7 +404,9 @@ def main(argv: list[str] | None = None) -> int:
                     if fig == f"{name}.png" or len(summary["figures"]) == 1:
                         (RESULTS / "figures").mkdir(exist_ok=True)
                         shutil.copyfile(Path(tmp) / name / fig, RESULTS / "figures" / f"{name}.png")
-            fresh[name] = data
+            # --check: a preset whose numbers are unchanged (up to rounding jitter) keeps its stored data,
+            # so that the whole-text comparison below tests only that REPORT.md is rendered from the templates
+            fresh[name] = datas.get(name) if args.check and not per_preset[name]["number_errors"] else data
             print(f"make_report: {name}: {sum(data['claims'].values())} of {len(data['claims'])} claims hold "
                   f"({t['total_s']:.1f} s, {wall:.1f} s wall)", flush=True)
 
@@ -366,15 +424,21 @@ def main(argv: list[str] | None = None) -> int:
                           "edited without re-rendering):\n" + "\n".join(diff[:40]))
         print(f"\nmake_report --check: timings (tolerance {args.time_tolerance:g}x; reported apart from numbers)")
         print("\n".join(timing_lines) or "  (none stored)")
+        if jitter:
+            print("\nmake_report --check: numbers on a rounding boundary (not failures):\n" + "\n".join(jitter))
         outside = [ln for ln in timing_lines if "OUTSIDE" in ln]
         if outside and args.strict_timings:
             errors.append(f"{len(outside)} timings outside {args.time_tolerance:g}x (--strict-timings)")
+        if args.json:
+            write_json(args.json, {"presets": per_preset, "errors": errors, "rounding_jitter": jitter})
         if errors:
             print("\nmake_report --check FAILED:\n" + "\n".join(f"- {e}" for e in errors), file=sys.stderr)
             return 1
         print(f"make_report --check: {len(names)} presets: every claim holds at full size and REPORT.md is current")
         return 0
 
+    if args.json:
+        write_json(args.json, {"presets": per_preset, "errors": errors, "rounding_jitter": jitter})
     new_timings["_machine"] = machine_note()
     write_json(TIMINGS, new_timings)
     report_path.write_text(build_report(fresh, new_timings))
