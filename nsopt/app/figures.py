@@ -97,6 +97,8 @@ def main_job_figures(job: MainJob, arrays: Mapping[str, np.ndarray]) -> dict[str
                 E, total = _finite(arrays, n, "objective")
                 if len(E):
                     lyap[f"{n}: F ({len(E)} finite of {total})"] = (_finite(arrays, n, "tau")[0][: len(E)], E)
+        order = {n: i for i, n in enumerate(names)}  # the algorithms' order (and colours) of the other figures
+        lyap = dict(sorted(lyap.items(), key=lambda kv: order.get(kv[0].split(":")[0], len(order))))
         fig = flow.lyapunov_figure(lyap, logy=True, ylabel="Lyapunov function E")
         fig.axes[0].set_title(f"{problem.name}: Lyapunov functions along the iterates (median, 10-90% band)")
         out["lyapunov"] = fig
@@ -105,8 +107,9 @@ def main_job_figures(job: MainJob, arrays: Mapping[str, np.ndarray]) -> dict[str
         if drawn:
             fig, axes = plt.subplots(1, len(drawn), figsize=(5.5 * len(drawn), 5), squeeze=False)
             for ax, n in zip(axes[0], drawn):
-                flow.phase_portrait(problem.field, _finite(arrays, n, "w")[0][:6], labels=None, ax=ax,
-                                    title=f"{n}: iterates over the flow's streamlines")
+                w, total = _finite(arrays, n, "w")
+                flow.phase_portrait(problem.field, w[:6], labels=None, ax=ax,
+                                    title=f"{n}: {min(6, len(w))} of {total} runs over the flow's streamlines")
             fig.tight_layout()
             out["phase"] = fig
     return out

@@ -46,13 +46,17 @@ def phase_portrait(
 ) -> Figure:
     """Streamlines of the flow ``g' = -field(g)`` on a 2-D box, with iterate paths on top.
 
+    A streamline stops where it leaves the box, where the field vanishes, or where the field
+    turns back on it (a kink of ``F``, where the flow of the differential inclusion slides or
+    stops): it ends on the critical set instead of drawing stubs along the jump of the field.
+
     Args:
         field: ``w -> field(w)`` for ``w`` of shape ``(2,)``.
         iterates: array ``(..., R, 2)`` (e.g. ``traj.w`` of a batch; every leading
             index is one path) or a list of ``(R, 2)`` arrays.
         bounds: ``(xmin, xmax, ymin, ymax)``; default: the paths' box padded by 10%
             (``[-2, 2]^2`` without paths).
-        grid: streamline grid size per axis.
+        grid: streamlines start on a ``grid // 3`` x ``grid // 3`` lattice of the box.
         labels: one legend label per path (default: none).
         flows: optional flow paths ``(..., S, 2)`` (e.g. ``nsopt.flow.flow(...).w``),
             drawn dashed.
@@ -72,14 +76,15 @@ def phase_portrait(
     x0, x1, y0, y1 = map(float, bounds)
     if not (x1 > x0 and y1 > y0):
         raise ValueError(f"phase_portrait: bounds must satisfy xmin < xmax, ymin < ymax, got {bounds}")
-    xs, ys = np.linspace(x0, x1, grid), np.linspace(y0, y1, grid)
-    X, Y = np.meshgrid(xs, ys)
-    pts = jnp.stack([jnp.asarray(X.ravel()), jnp.asarray(Y.ravel())], axis=-1)
-    V = -np.asarray(jax.jit(jax.vmap(field))(pts))
-    U, W = V[:, 0].reshape(X.shape), V[:, 1].reshape(X.shape)
-    speed = np.hypot(U, W)
-    ax.streamplot(xs, ys, U, W, color=np.log1p(speed), cmap="Greys", density=1.2, linewidth=0.7,
-                  arrowsize=0.8)
+    lines, stops = _streamlines(field, (x0, x1, y0, y1), grid)
+    for line in lines:
+        ax.plot(line[:, 0], line[:, 1], "-", lw=0.6, color="0.6", zorder=0)
+        mid = len(line) // 2  # one arrow per line, at its middle, in the flow's direction
+        ax.annotate("", xy=line[mid + 1], xytext=line[mid], zorder=0,
+                    arrowprops=dict(arrowstyle="-|>", color="0.45", lw=0.6, mutation_scale=8))
+    if len(stops):
+        ax.plot(stops[:, 0], stops[:, 1], ".", ms=2.5, color="0.25", zorder=0,
+                label="streamline stops (field jumps or vanishes)")
     colors = [f"C{i % 10}" for i in range(len(paths))]
     for i, p in enumerate(paths):
         label = labels[i] if labels is not None and i < len(labels) else None
@@ -90,9 +95,60 @@ def phase_portrait(
         ax.plot(p[:, 0], p[:, 1], "--", lw=1.2, color="k", alpha=0.8)
     ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="$w_1$", ylabel="$w_2$", aspect="equal")
     ax.set_title(title or "iterates over the flow $g' = -D_F(g)$")
-    if labels is not None:
-        ax.legend(loc="best", fontsize="small")
+    if paths:  # what the markers mean (proxies in black: one colour per path)
+        ax.plot([], [], "o", ms=4, color="k", label="start $w_0$")
+        ax.plot([], [], "x", ms=6, color="k", label="end $w_K$")
+    if flow_paths:
+        ax.plot([], [], "--", lw=1.2, color="k", label="flow")
+    if paths or flow_paths or labels is not None:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize="small", frameon=False)
     return fig
+
+
+def _streamlines(field: Field, bounds: tuple[float, float, float, float], grid: int,
+                 steps: int = 400) -> tuple[list[np.ndarray], np.ndarray]:
+    """Forward lines of ``-field`` from a lattice of the box, normalised speed, step 1/150 of the box.
+
+    Midpoint rule on the unit direction ``d = -field / |field|``; a line ends at the first step that
+    leaves the box, meets ``|field| = 0`` or turns by more than 90 degrees (the field jumps there).
+    Returns the lines and the points where a line stopped inside the box (on the critical set or
+    a jump of the field).
+    """
+    x0, x1, y0, y1 = bounds
+    n = max(grid // 3, 2)
+    gx, gy = np.meshgrid(np.linspace(x0, x1, n + 2)[1:-1], np.linspace(y0, y1, n + 2)[1:-1])
+    start = jnp.asarray(np.stack([gx.ravel(), gy.ravel()], axis=-1))
+    h = max(x1 - x0, y1 - y0) / 150.0
+    lo, hi = jnp.asarray([x0, y0]), jnp.asarray([x1, y1])
+
+    def direction(w):
+        v = -jnp.asarray(field(w), dtype=w.dtype)
+        norm = jnp.linalg.norm(v)
+        return jnp.where(norm > 1e-12, v / jnp.where(norm > 0, norm, 1.0), 0.0), norm > 1e-12
+
+    def step(carry, _):
+        w, alive = carry
+        d0, ok0 = direction(w)
+        d1, ok1 = direction(w + 0.5 * h * d0)
+        nxt = w + h * d1
+        keep = alive & ok0 & ok1 & (d0 @ d1 > 0.0) & jnp.all((nxt >= lo) & (nxt <= hi))
+        nxt = jnp.where(keep, nxt, w)
+        return (nxt, keep), (nxt, keep)
+
+    run = jax.jit(jax.vmap(lambda w: jax.lax.scan(step, (w, jnp.bool_(True)), None, length=steps)[1]))
+    pts, alive = (np.asarray(a) for a in run(start))
+    lines, stops = [], []
+    for w0, p, a in zip(np.asarray(start), pts, alive):
+        m = int(a.sum())  # alive is True on a prefix
+        if m >= 8:
+            lines.append(np.concatenate([w0[None], p[:m]]))
+        if 0 < m < steps:
+            end = p[m - 1]
+            d = -np.asarray(field(jnp.asarray(end)))
+            nxt = end + h * d / max(np.linalg.norm(d), 1e-300)
+            if x0 <= nxt[0] <= x1 and y0 <= nxt[1] <= y1:  # stopped inside, not at the box's edge
+                stops.append(end)
+    return lines, np.asarray(stops).reshape(-1, 2)
 
 
 def _paths(x) -> list[np.ndarray]:

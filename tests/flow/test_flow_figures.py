@@ -25,10 +25,11 @@ def test_phase_portrait(data):
     fig = nsopt.flow.phase_portrait(p.field, batch.w, flows=flows, labels=["a", "b", "c", "d"])
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
-    # 4 paths x (line, start, end) + 2 dashed flows; streamlines are a collection
-    assert len(ax.lines) == 4 * 3 + 2
-    assert sum(1 for ln in ax.lines if ln.get_linestyle() == "--") == 2
-    assert len(ax.collections) >= 1
+    labels = [ln.get_label() for ln in ax.lines]
+    assert [lb for lb in labels if lb in "abcd"] == ["a", "b", "c", "d"]
+    # 2 dashed flows and the legend's proxy for them
+    assert sum(1 for ln in ax.lines if ln.get_linestyle() == "--") == 2 + 1
+    assert {"start $w_0$", "end $w_K$", "flow"} <= set(labels)
     x0, x1 = ax.get_xlim()
     w = np.asarray(batch.w)
     assert x0 <= w[..., 0].min() and x1 >= w[..., 0].max()
@@ -36,6 +37,22 @@ def test_phase_portrait(data):
         nsopt.flow.phase_portrait(p.field, np.zeros((3, 5, 3)))
     with pytest.raises(ValueError, match="bounds must satisfy"):
         nsopt.flow.phase_portrait(p.field, bounds=(1.0, 0.0, 0.0, 1.0))
+
+
+def test_streamlines_follow_the_flow_and_stop_on_the_kink(data):
+    """Ring: -field = -2 sign(|w|^2 - 1) w points to the unit circle from both sides, so every
+    streamline moves monotonically towards |w| = 1 and the lines that stop inside the box stop on it."""
+    from nsopt.flow.figures import _streamlines
+
+    p = data[0]
+    box = (-2.0, 2.0, -1.5, 1.5)
+    lines, stops = _streamlines(p.field, box, 41)
+    h = 4.0 / 150
+    assert len(lines) >= 100 and len(stops) >= 50
+    for line in lines:
+        gap = np.abs(np.linalg.norm(line, axis=1) - 1.0)
+        assert np.all(np.diff(gap) <= 1e-9), "a streamline moved away from the circle"
+    assert np.all(np.abs(np.linalg.norm(stops, axis=1) - 1.0) <= h), "a streamline stopped off the kink"
 
 
 def test_apt_figure_log_scale_and_bands(data):
