@@ -7,7 +7,8 @@ never wandb, and writes into the sweep folder (or ``--out``):
   job's overrides, state (``complete`` only when its hashes verify; ``failed``,
   ``killed``, ``corrupt``, ``never_started`` for jobs of ``multirun.yaml`` with no folder), final
   objective mean / median / q10 / q90 over the runs that did not diverge, the
-  number of diverged runs, the median APT distance at the last start time
+  number of diverged runs, the median APT distance at the last start time with the flow's
+  error estimate there and the fraction of resolved windows (error <= 0.1 x distance)
   (when the job computed it) and the job's time;
 - ``report_objective.png``: median objective vs interpolation time ``tau``
   (10-90% band over runs), one curve per job, one panel per algorithm;
@@ -141,9 +142,14 @@ def _rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
                 good = apt[ok < 0]
                 if good.size:
                     apt_end = float(np.nanmedian(good[..., -1]))
+            flow = a.get("flow") or {}
             rows.append({**base, "algorithm": name, "F_mean": fo["mean"], "F_median": fo["median"],
                          "F_q10": fo["q10"], "F_q90": fo["q90"], "diverged": a["diverged"],
-                         "runs": a["runs"], "apt_end_median": apt_end})
+                         "runs": a["runs"], "apt_end_median": apt_end,
+                         # the flow's own discretization error next to the distance it qualifies: an
+                         # APT distance is read as resolved only where error <= 0.1 x distance
+                         "apt_end_error_median": flow.get("error_last_median"),
+                         "apt_resolved_fraction": flow.get("resolved_fraction")})
     return rows
 
 

@@ -39,6 +39,10 @@ def test_basic_multirun_report_and_resume(tmp_path):
     m = np.load(sweep / "0" / "metrics.npz")
     r = rows[("schedule=constant,seed=0", "sgd")]
     assert r["F_median"] == pytest.approx(float(np.median(m["sgd/objective"][..., -1])))
+    # the APT distance comes with the flow's error and the share of windows it resolves
+    err, dist = m["sgd/apt_error"], m["sgd/apt_distance"]
+    assert r["apt_end_error_median"] == pytest.approx(float(np.median(err[..., -1])), rel=1e-6)
+    assert r["apt_resolved_fraction"] == pytest.approx(float(np.mean(err <= 0.1 * dist)), abs=1e-3)
     assert (sweep / "report.csv").is_file() and (sweep / "report_objective.png").is_file()
     assert "4 jobs: 4 complete, 0 failed" in (sweep / "report.md").read_text()
 
