@@ -158,6 +158,7 @@ def run(params: Params, key: Array) -> PresetResult:
             "loss_final_median": float(np.median(loss[:, -1])),
             "loss_final_max": float(np.max(loss[:, -1])),
             "loss_ratio_max": float(np.max(ratio)),
+            "test_accuracy_initial": float(np.median(ev["test_accuracy"][:, 0])),
             "test_accuracy_mean": float(acc.mean()),
             "test_accuracy_min": float(acc.min()),
             "train_accuracy_mean": float(ev["train_accuracy"].mean()),

@@ -314,14 +314,14 @@ def _figure(p, metrics, sel, means, W, tau, kind, dists, kinks, scales, apt_curv
                     label=f"{lab}: $E[\\partial^c f(0,s)] = E|s|[-1,1]$, $E|s|$ = {e_abs:g}")
         c = sel[signs, 1]
         ax1.errorbar(c, mean[signs, 0], yerr=4 * se[signs, 0], fmt="o", color=f"C{i}", capsize=3,
-                     label=f"{lab}: mean of $D(0, s)$, abs'(0) = c sign(s) (±4 s.e.)")
+                     label=f"{lab}: abs'(0) = c sign(s) (±4 s.e.)")
         ax1.plot(c, c * e_abs, "--", color=f"C{i}", lw=1)
         ax1.errorbar(sel[~signs, 0] + 0.03 * (i - 0.5), mean[~signs, 0], yerr=4 * se[~signs, 0], fmt="s",
                      mfc="none", color=f"C{i}", capsize=3, label=f"{lab}: abs'(0) = c (constant)")
     ax1.axhline(0, color="k", lw=1.5, label=r"$\partial^c F(0) = \{0\}$ ($F \equiv 0$)")
     ax1.set(xlabel="kink selection c", ylabel=r"$\frac{1}{N}\sum_i D(0, s_i)$", ylim=(-1.6, 1.6),
             title=f"oracle means at the kink (N = {p['num_samples']})")
-    ax1.legend(fontsize=7, loc="lower right")
+    ax1.legend(fontsize=7, loc="upper left")
     ax1.grid(True, alpha=0.3)
 
     m = np.nonzero((kind == "decreasing") & (dists == "uniform"))[0]
@@ -338,6 +338,7 @@ def _figure(p, metrics, sel, means, W, tau, kind, dists, kinks, scales, apt_curv
 
     apt_figure(apt_curves, T=T, ax=ax3)
     ax3.set_title(f"APT distance to the flow of $E_s D$ (window T = {T:g}, all runs)")
+    ax3.set_xlabel(r"start time t (interpolation time $\tau$)")
 
     step = float(p["lattice_step"])
     lat = metrics["lattice"]

@@ -15,8 +15,8 @@ step ``alpha_k = a / (k + b)^p``, the same inits and the same run keys under bot
 (:func:`nsopt.flow.apt_distance`) at log-spaced start times.  The metric is the median over
 runs at the early and late start times, per scheme, and the late ratio reshuffle / i.i.d.
 (measured, not claimed: at this sharp minimum both late distances sit at the same floor, the
-chattering of the iterates and of the Euler flow around ``{x*, -x*}``, ratio about 1.0-1.1 at
-the smoke size).
+chattering of the iterates and of the Euler flow around ``{x*, -x*}``, so the ratio is near 1;
+results/REPORT.md quotes the full-size value).
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ def _figure(curves, arrays, prm, T):
     ax, ax2 = fig.subplots(1, 2)
     apt_figure({"i.i.d.": curves["iid"], "reshuffled epochs": curves["reshuffle"]}, T=T, logx=True, ax=ax)
     ax.set_title(f"APT distance to the flow (window T = {T:g})")
+    ax.set_xlabel(r"start time t (interpolation time $\tau$)")
     for name, label in (("iid", "i.i.d."), ("reshuffle", "reshuffled epochs")):
         ax2.loglog(arrays[f"{name}/tau"][1:], arrays[f"{name}/objective_median"][1:], label=label)
     ax2.set_xlabel(r"$\tau_k = \sum_{j<k} \alpha_j$")

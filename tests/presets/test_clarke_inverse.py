@@ -44,6 +44,31 @@ def test_clarke_statement_both_directions(result):
     assert abs(c["witness_N_inverse_distance_to_clarke_phi"] - np.hypot(0.25, 0.5)) < 1e-12
     # nsopt.implicit.root on Psi(v) - u = 0 with B = N returns N^{-1}
     assert c["implicit_root_err_vs_N_inverse"] < 1e-12
+    # the quoted exact forms, against rational arithmetic: N = mean_s M_s^{-1}, N^{-1}
+    N = sum(_inverse_fraction(sx, sy) for sx, sy in ci.REGIONS.values()) / 4
+    det = N[0, 0] * N[1, 1] - N[0, 1] * N[1, 0]
+    N_inv = np.array([[N[1, 1], -N[0, 1]], [-N[1, 0], N[0, 0]]]) / det
+    assert c["witness_N_exact"] == _quote(N) == "[[0, 2/3], [4/3, 0]]"
+    assert c["witness_N_inverse_exact"] == c["implicit_root_jacobian_with_B_N_exact"] == _quote(N_inv)
+
+
+def _inverse_fraction(sx: float, sy: float) -> np.ndarray:
+    """``M_s^{-1}`` in exact rationals (object array of Fractions)."""
+    from fractions import Fraction
+
+    a, b, c, d = Fraction(int(sx)), Fraction(1), Fraction(2), Fraction(int(sy))
+    det = a * d - b * c
+    return np.array([[d / det, -b / det], [-c / det, a / det]], dtype=object)
+
+
+def _quote(M: np.ndarray) -> str:
+    return "[[{}, {}], [{}, {}]]".format(*(str(x) for x in M.ravel()))
+
+
+def test_region_error_summaries(result):
+    m = result[0].metrics
+    assert m["region_max_err_finite_diff"] == max(r["max_err_finite_diff"] for r in m["regions"].values())
+    assert m["region_max_roundtrip_err"] == max(r["roundtrip_err"] for r in m["regions"].values())
 
 
 def test_closed_form_weights_and_membership():

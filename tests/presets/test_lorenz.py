@@ -23,6 +23,11 @@ def test_lower_level_is_degenerate_and_pinv_gives_zero(result):
     # an inexact solve (s = L(u) + 1e-12) makes B tiny but well conditioned: the implicit
     # derivative is then the true J_L and the direction is the explicit gradient
     assert lo["inexact_dz_du_minus_J_L_max_abs"] < 1e-9
+    # B = ||r||^2 I + 2 r r^T has eigenvalues ||r||^2 (twice) and 3 ||r||^2: cond 3 for every r, and
+    # r = offset (1, 1, 1) up to the rounding of L(u) + offset (|L(u)| ~ 1e2: ulp ~ 1e-14)
+    assert abs(lo["inexact_B_cond_max"] - 3.0) < 1e-6 and lo["inexact_invertible_all"]
+    np.testing.assert_allclose(lo["inexact_B_sigma_max_max"], 9 * lo["inexact_offset"] ** 2, rtol=0.1)
+    assert lo["inexact_dz_du_is_J_L"] == (lo["inexact_dz_du_minus_J_L_max_abs"] < lo["rounding_tol"])
     assert lo["inexact_direction_minus_explicit_max_rel"] < 1e-9
 
 
@@ -38,6 +43,12 @@ def test_implicit_ascent_follows_the_lorenz_attractor(result):
     assert im["dist_to_reference_attractor_median"] < im["dist_uniform_box_points_median"] / 10
     assert 0.3 < im["x_positive_fraction"] < 0.7 and im["lobe_switches_per_tau_min"] >= 0.2
     assert abs(im["mean_z"] - im["reference_mean_z"]) < 1.5
+    assert im["mean_z_rel_diff"] == pytest.approx(abs(im["mean_z"] / im["reference_mean_z"] - 1))
+    assert im["dist_median_over_uniform_median"] == pytest.approx(
+        im["dist_to_reference_attractor_median"] / im["dist_uniform_box_points_median"])
+    # the bounds are the maxima rounded up to a multiple of 10
+    for b, m in ((im["radius_bound"], im["radius_max"]), (im["reference_radius_bound"], im["reference_radius_max"])):
+        assert m <= b < m + 10 and b % 10 == 0
     # chaotic: nearby starts separate at about the Lorenz flow's largest Lyapunov exponent 0.906
     assert 0.6 < im["lyapunov_median"] < 1.3
     # not an ascent method: u^T L(u) decreases on a sizeable share of the steps
