@@ -203,10 +203,8 @@ def render_section(name: str, data: dict | None, timings: dict) -> str:
     template = TEMPLATES / f"{name}.md"
     head = f"## `{name}`\n"
     if not template.is_file():
-        draft = TEMPLATES / "unconverted" / f"{name}.md"
-        note = (f" (a hand-written draft whose numbers are not checked: `results/report/unconverted/{name}.md`)"
-                if draft.is_file() else "")
-        return head + f"\n_No section yet{note}._\n"
+        raise CheckError(f"{name}: a preset without a section: write results/report/{name}.md (prose with "
+                         f"{{{{metrics...}}}} placeholders), then python experiments/make_report.py --only {name}")
     if data is None:
         raise CheckError(f"{name}: template results/report/{name}.md but no data "
                          f"results/report/data/{name}.json; run: python experiments/make_report.py --only {name}")

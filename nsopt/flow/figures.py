@@ -208,7 +208,7 @@ def apt_figure(
     if logx:
         ax.set_xscale("log")
     win = f" (window T = {T:g})" if T is not None else ""
-    ax.set(xlabel=r"start time $t$ ($\tau$ units)", ylabel=r"$\sup_{s\leq T}\|w(t+s) - g(s)\|$")
+    ax.set(xlabel=r"start time $t$ (interpolation time $\tau$)", ylabel=r"$\sup_{s\leq T}\|w(t+s) - g(s)\|$")
     ax.set_title("distance to the flow" + win)
     ax.legend(loc="best", fontsize="small")
     ax.grid(True, which="both", alpha=0.3)
