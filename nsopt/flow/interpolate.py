@@ -115,11 +115,13 @@ def _fitting_records(tau: Any, h: float, exact: bool) -> int:
     (the largest power of two that fits: no bisection)."""
     tau = np.asarray(tau, np.float64)
     flat = tau.reshape(-1, tau.shape[-1])
-    fin = np.isfinite(flat)
-    top = float(np.max(np.abs(flat[fin]))) if fin.any() else 0.0
-    reach = h * (1 + 1e-6) + 16 * np.finfo(np.float32).eps * top
-    if not fin.all():  # finite records first, in their order (rows are nondecreasing); NaN compares false
+    if np.isfinite(flat).all():  # (the usual case: no full-size copies)
+        top = max(-float(flat.min()), float(flat.max())) if flat.size else 0.0
+    else:  # finite records first, in their order (rows are nondecreasing); NaN compares false
+        fin = np.isfinite(flat)
+        top = float(np.max(np.abs(flat[fin]))) if fin.any() else 0.0
         flat = np.sort(np.where(fin, flat, np.nan), axis=-1)
+    reach = h * (1 + 1e-6) + 16 * np.finfo(np.float32).eps * top
     n, ends = flat.shape[-1], flat + reach
 
     def fits(m: int) -> bool:

@@ -321,3 +321,14 @@ def test_records_per_step_and_walk_bound_equal_a_per_row_search():
         expect = (1 << levels) - 1 if levels < np.log2(max(n, 2)) else None
         assert walk_bound(tau, h) == expect, trial
     assert 0 in seen and max(seen) > 20  # the cases cover empty and long windows
+
+
+def test_a_run_gets_the_same_distances_alone_and_in_a_batch(problem):
+    """One trajectory at a time (the CPU layout): a run's distances do not depend on the batch around it."""
+    alg = nsopt.sgd(inverse_power(0.5, 10.0, 0.75))
+    b = nsopt.run_batch(alg, problem.oracle(), problem.sampler, problem.inits(jax.random.key(4), 3), 2, 1500)
+    times = jnp.linspace(0.2, 2.0, 11)
+    d = nsopt.flow.apt_distance(b, problem.field, 0.5, times=times, dt=0.01)
+    one = jax.tree.map(lambda a: a[1, 2, 0], b)
+    d_one = nsopt.flow.apt_distance(one, problem.field, 0.5, times=times, dt=0.01)
+    np.testing.assert_array_equal(np.asarray(d[1, 2, 0]), np.asarray(d_one))
