@@ -13,9 +13,12 @@ flax module and the optax cross-entropy) and the same sampler; each draws its ow
 - (b) a jitted ``jax.vmap`` of the same optax train step over the seeds, in a Python loop.
 - (c) hand-written ``jax.jit(jax.vmap(lax.scan(step)))`` of the same network and update.
 
+With several JAX devices (on CPU: ``JAX_NUM_CPU_DEVICES=2``, one per core) nsopt splits the seeds
+over them; (b) and (c) are then also timed with the seeds split by hand.
+
 Usage::
 
-    python experiments/benchmarks/training_throughput.py [--problem relu] [--seeds 64] [--steps 2000] \
+    [JAX_NUM_CPU_DEVICES=2] python experiments/benchmarks/training_throughput.py [--problem relu] [--seeds 64] [--steps 2000] \
         [--per-seed 2] [--out results/benchmarks_core.md]
 """
 
@@ -136,6 +139,27 @@ def main(argv=None):
     c = time.perf_counter() - t
     compiles["c"] = c
     runners["c"] = lambda: fc(w0, keys)
+
+    if jax.device_count() > 1:  # (b) and (c) with the seeds split over the devices by hand, as nsopt does
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+        split = NamedSharding(Mesh(np.array(jax.devices()), ("seeds",)), PartitionSpec("seeds"))
+        keys_s = jax.device_put(keys, split)
+        t = time.perf_counter()
+        p, s_, k = jax.block_until_ready(step_b(w0, opt.init(w0), keys_s))
+        jax.block_until_ready(step_b2(p, s_, k))
+        compiles["b2"] = time.perf_counter() - t
+
+        def loop_b_sharded():
+            p, s_, k = step_b(w0, opt.init(w0), keys_s)
+            for _ in range(N - 1):
+                p, s_, k = step_b2(p, s_, k)
+            return p
+
+        runners["b2"] = loop_b_sharded
+        t = time.perf_counter()
+        fc2 = jax.jit(jax.vmap(train, in_axes=(None, 0))).lower(w0, keys_s).compile()
+        compiles["c2"] = time.perf_counter() - t
+        runners["c2"] = lambda: fc2(w0, keys_s)
     times = {k: [] for k in runners}
     for _ in range(args.repeats):  # interleaved, so that load from other processes hits all alike
         for k, fn in runners.items():
@@ -145,11 +169,15 @@ def main(argv=None):
     rows = {"nsopt job (`compile_batch`)": (compiles["nsopt"], med["nsopt"]), **rows,
             "(b) jitted vmap of the optax step over seeds, Python loop": (compiles["b"], med["b"]),
             "(c) hand-written `jit(vmap(lax.scan(step)))`": (compiles["c"], med["c"])}
+    if "b2" in med:
+        rows[f"(b) with the seeds split over the {jax.device_count()} devices by hand"] = (compiles["b2"], med["b2"])
+        rows[f"(c) with the seeds split over the {jax.device_count()} devices by hand"] = (compiles["c2"], med["c2"])
 
     load1 = os.getloadavg()[0]
     ref = rows["nsopt job (`compile_batch`)"][1]
     F_final = np.asarray(traj.objective)[..., -1] if traj.objective is not None else None
-    lines = [f"## Training throughput: {problem.name}, {S} seeds x {N} steps (`python {' '.join(sys.argv)}`)", "",
+    env = "".join(f"{k}={os.environ[k]} " for k in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS") if k in os.environ)
+    lines = [f"## Training throughput: {problem.name}, {S} seeds x {N} steps (`{env}python {' '.join(sys.argv)}`)", "",
              f"SGD, minibatch {problem.batch_size}, float32, one init; run times exclude compile (nsopt, (b), (c): "
              f"median of {args.repeats} interleaved repeats; (a) once). 1-minute load "
              f"average {load0:.1f} -> {load1:.1f} (shared 2-core CPU box: absolute times are pessimistic).", "",
@@ -158,7 +186,9 @@ def main(argv=None):
     for name, (c, r) in rows.items():
         lines.append(f"| {name} | {c:.2f} | {r:.2f} | {S * N / r:.3g} | {r / ref:.2f}x |")
     lines += ["", f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores; jax {jax.__version__} "
-              f"({jax.default_backend()}), optax {optax.__version__}.", ""]
+              f"({jax.default_backend()}, {jax.device_count()} device(s): JAX_NUM_CPU_DEVICES="
+              f"{os.environ.get('JAX_NUM_CPU_DEVICES', 'unset')}; nsopt splits its seeds over them, (a), (b), "
+              f"(c) run on the first), optax {optax.__version__}.", ""]
     if F_final is not None:
         lines.insert(-2, f"nsopt final objective (median over seeds): {float(np.nanmedian(F_final)):.4g}.")
     out = "\n".join(lines)

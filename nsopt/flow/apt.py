@@ -48,7 +48,6 @@ from nsopt.flow._util import (
     batch_shape,
     check_trajectory,
     concrete_positive,
-    map_leading,
     tree_sq_norm,
 )
 from nsopt.flow.integrate import (
@@ -185,10 +184,19 @@ def flow_state(traj: Trajectory, r: Any, dtype: Any, where: str) -> tuple[PyTree
 
 
 @eqx.filter_jit
-def _apt(tau, x, field, times, h, r, num_steps, method: Scheme, num_batch, heavy, most: int | None = None):
-    """``most``: records per flow step (:func:`walk_bound`) for the merged walk; ``None``: binary search."""
+def _apt(tau, x, field, times, h, r, num_steps, method: Scheme, num_batch, heavy, most: int | None = None,
+         runs_at_once: int | None = None):
+    """``most``: records per flow step (:func:`walk_bound`) for the merged walk; ``None``: binary search.
 
-    def single(tau, x, times, r):
+    The runs of the batch go through ``lax.map``, ``runs_at_once`` at a time (vmapped inside):
+    by default one at a time on CPU, where the batched program is about 2x slower (XLA:CPU hands
+    the batched float64 reductions, e.g. the norm, to YNNPACK fusions; one run's program has none,
+    experiments/benchmarks/apt_vs_diffrax.py), all at once on accelerators.  One at a time, a
+    run's distances do not depend on the batch around it.
+    """
+
+    def single(args):
+        tau, x, times, r = args
         if heavy:
             vf = heavy_ball_vector_field(field, r, clock=1 / r)
         else:
@@ -212,7 +220,15 @@ def _apt(tau, x, field, times, h, r, num_steps, method: Scheme, num_batch, heavy
         (_, dmax, _), _ = jax.lax.scan(body, (g0, dmax0, count0), jnp.arange(num_steps))
         return dmax
 
-    return map_leading(single, num_batch)(tau, x, times, r)
+    batch = tau.shape[:num_batch]
+    runs = math.prod(batch)
+    flat = lambda a: a.reshape((runs,) + a.shape[num_batch:])
+    if runs_at_once is None:
+        runs_at_once = 1 if jax.default_backend() == "cpu" else runs
+    args = jax.tree.map(flat, (tau, x, times, r))
+    k = min(runs_at_once, runs)
+    d = jax.lax.map(single, args) if k == 1 else jax.lax.map(single, args, batch_size=k)
+    return d.reshape(batch + d.shape[1:])
 
 
 def apt_distance(

@@ -94,26 +94,48 @@ def walk_bound(tau: Any, h: float) -> int | None:
         tau = np.asarray(tau, np.float64)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
         return None
-    levels = records_per_step(tau, h).bit_length()  # the bisection covers 2^levels - 1 records anyway
+    levels = _fitting_records(tau, h, exact=False).bit_length()  # the walk covers 2^levels - 1 records anyway
     return (1 << levels) - 1 if levels < math.log2(max(tau.shape[-1], 2)) else None
 
 
 def records_per_step(tau: Any, h: float) -> int:
     """Largest number of records of a concrete ``tau`` (``batch + (R,)``) in any ``(a, a + h]``.
 
-    A slack of a few ulps (float32) of ``tau`` covers the rounding of the query times.
+    A slack of a few ulps (float32) of ``tau`` covers the rounding of the query times.  ``(a, a + h]``
+    holds at most the records in ``[tau_i, tau_i + h]`` for its first record ``tau_i``, and ``m``
+    records fit iff ``tau_{i+m-1} <= tau_i + h`` for some ``i`` (monotone in ``m``): a doubling and
+    bisection over ``m``, each probe one vectorized comparison of all rows (non-finite records
+    are dropped, as if absent).
     """
+    return _fitting_records(tau, h, exact=True)
+
+
+def _fitting_records(tau: Any, h: float, exact: bool) -> int:
+    """:func:`records_per_step`, or with ``exact=False`` only a number of the same ``bit_length``
+    (the largest power of two that fits: no bisection)."""
     tau = np.asarray(tau, np.float64)
     flat = tau.reshape(-1, tau.shape[-1])
-    fin = flat[np.isfinite(flat)]
-    top = float(np.max(np.abs(fin))) if fin.size else 0.0
+    if np.isfinite(flat).all():  # (the usual case: no full-size copies)
+        top = max(-float(flat.min()), float(flat.max())) if flat.size else 0.0
+    else:  # finite records first, in their order (rows are nondecreasing); NaN compares false
+        fin = np.isfinite(flat)
+        top = float(np.max(np.abs(flat[fin]))) if fin.any() else 0.0
+        flat = np.sort(np.where(fin, flat, np.nan), axis=-1)
     reach = h * (1 + 1e-6) + 16 * np.finfo(np.float32).eps * top
-    most = 0
-    for row in flat:
-        row = row[np.isfinite(row)]
-        if row.size:  # (a, a + h] holds at most the records in [tau_i, tau_i + h], tau_i its first record
-            most = max(most, int(np.max(np.searchsorted(row, row + reach, side="right") - np.arange(row.size))))
-    return most
+    n, ends = flat.shape[-1], flat + reach
+
+    def fits(m: int) -> bool:
+        return m <= n and bool(np.any(flat[:, m - 1:] <= ends[:, :n - m + 1]))
+
+    if not fits(1):
+        return 0
+    lo, hi = 1, 2
+    while fits(hi):
+        lo, hi = hi, 2 * hi
+    while exact and hi - lo > 1:  # fits(lo), not fits(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
 
 
 def interpolate(traj: Trajectory, t: Array | float) -> PyTree:

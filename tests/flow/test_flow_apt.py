@@ -282,3 +282,53 @@ def test_advance_count_equals_searchsorted_with_ties_and_nan_tail():
     ref = np.asarray(jnp.searchsorted(tau_j, t_j, side="right"))
     assert np.max(np.diff(ref)) >= 3  # some steps pass several records at once
     np.testing.assert_array_equal(got, ref)
+
+
+def _records_per_step_by_rows(tau, h):
+    """Independent reference: per row, ``searchsorted`` of every record's window end (finite records)."""
+    flat = np.asarray(tau, np.float64).reshape(-1, np.shape(tau)[-1])
+    fin = flat[np.isfinite(flat)]
+    top = float(np.max(np.abs(fin))) if fin.size else 0.0
+    reach = h * (1 + 1e-6) + 16 * np.finfo(np.float32).eps * top
+    most = 0
+    for row in flat:
+        row = row[np.isfinite(row)]
+        if row.size:
+            most = max(most, int(np.max(np.searchsorted(row, row + reach, side="right") - np.arange(row.size))))
+    return most
+
+
+def test_records_per_step_and_walk_bound_equal_a_per_row_search():
+    """Ties, NaN/inf tails, all-NaN batches, windows wider than the run: the vectorized count is exact."""
+    from nsopt.flow.interpolate import records_per_step, walk_bound
+
+    rng = np.random.default_rng(1)
+    seen = set()
+    for trial in range(300):
+        b, n = int(rng.integers(1, 5)), int(rng.integers(2, 200))
+        steps = rng.exponential(1.0, (b, n)) * (rng.random((b, n)) < rng.random())  # tied records
+        tau = np.cumsum(steps, -1) - 5 * rng.random()
+        if trial % 3 == 0:  # diverged runs: a non-finite tail from a random record on
+            for row, cut in zip(tau, rng.integers(0, n + 1, b)):
+                row[cut:] = (np.nan, np.inf)[trial % 2]
+        if trial % 29 == 0:
+            tau[:] = np.nan
+        h = float(rng.exponential(3.0))
+        ref = _records_per_step_by_rows(tau, h)
+        seen.add(ref)
+        assert records_per_step(tau, h) == ref, (trial, h)
+        levels = ref.bit_length()
+        expect = (1 << levels) - 1 if levels < np.log2(max(n, 2)) else None
+        assert walk_bound(tau, h) == expect, trial
+    assert 0 in seen and max(seen) > 20  # the cases cover empty and long windows
+
+
+def test_a_run_gets_the_same_distances_alone_and_in_a_batch(problem):
+    """One trajectory at a time (the CPU layout): a run's distances do not depend on the batch around it."""
+    alg = nsopt.sgd(inverse_power(0.5, 10.0, 0.75))
+    b = nsopt.run_batch(alg, problem.oracle(), problem.sampler, problem.inits(jax.random.key(4), 3), 2, 1500)
+    times = jnp.linspace(0.2, 2.0, 11)
+    d = nsopt.flow.apt_distance(b, problem.field, 0.5, times=times, dt=0.01)
+    one = jax.tree.map(lambda a: a[1, 2, 0], b)
+    d_one = nsopt.flow.apt_distance(one, problem.field, 0.5, times=times, dt=0.01)
+    np.testing.assert_array_equal(np.asarray(d[1, 2, 0]), np.asarray(d_one))
