@@ -23,8 +23,9 @@ independent).
   (all determinants are negative), ``sum lambda_s = 1``.
 - The converse fails: ``N = mean_s M_s^{-1} = [[0, 2/3], [4/3, 0]] in Jac^c Psi(0)``
   but ``N^{-1} = [[0, 3/4], [3/2, 0]]`` is not in ``Jac^c Phi(0)`` (off-diagonal
-  ``3/4 != 1``, ``3/2 != 2``).  Implicit differentiation of ``u - Psi(v) = 0``
-  (i.e. ``v = Phi(u)``) with this Clarke element of ``Psi`` returns ``N^{-1}``: a
+  ``3/4 != 1``, ``3/2 != 2``).  Implicit differentiation of ``Psi(v) - u = 0``
+  (i.e. ``v = Phi(u)``; ``B = N``, ``A = -I``) with this Clarke element of ``Psi``
+  returns ``N^{-1}``: a
   "Clarke implicit function theorem" would be false.  ``N^{-1}`` is still an
   element of a *conservative* Jacobian of ``Phi`` (inverse of a conservative
   Jacobian, arXiv 2106.04350).
@@ -160,7 +161,8 @@ def _psi_with_choice_jvp(primals, tangents):
 
 def phi_through_psi() -> ni.ImplicitFunction:
     """``u -> Phi(u)`` as the root ``v`` of ``Psi(v) - u = 0`` (``B = `` the chosen element of
-    ``Jac^c Psi``): "Clarke implicit differentiation" of ``u - Psi(v) = 0``."""
+    ``Jac^c Psi``, ``A = -I``): "Clarke implicit differentiation" of ``v = Phi(u)`` (the same
+    Jacobian ``-B^{-1} A = N^{-1}`` as ``u - Psi(v) = 0`` with ``B = -N``, ``A = I``)."""
     return ni.root(lambda u, v, N: psi_with_choice(v, N) - u, lambda u, N: phi(u), singular="raise")
 
 

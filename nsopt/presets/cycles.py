@@ -97,6 +97,8 @@ CLAIM = ("gradient descent with the pseudo-inverse implicit derivative of a dege
          "with the swapped box) and converges elsewhere (arXiv 2106.04350 §6)")
 
 DEGENERATE = {"lower": 0.0, "center": 0.5, "upper": 1.0}  # s on the line t = 0: h0 * u
+#: the box centre (the field's zero on the line) is also started from moved by this along x
+CENTRE_PERTURBATION = 1e-6
 
 
 @dataclass(frozen=True)
@@ -295,7 +297,7 @@ def run(params: Params, key: Array) -> PresetResult:
 
     # One program over configurations (c, h0, alpha) x starts: every version; for the (first)
     # version predicted to cycle also the other degenerate choices and half the step; the
-    # starts are w0 and the box centre (exactly, and perturbed by 1e-6).
+    # starts are w0 and the box centre (exactly, and perturbed by CENTRE_PERTURBATION along x).
     n = len(w0)
     names = list(versions)
     predicted = {k: predict(versions[k], upper)[0] for k in names}
@@ -305,7 +307,7 @@ def run(params: Params, key: Array) -> PresetResult:
     centre = np.asarray(upper) / 2
     configs = [(versions[name], h0, alpha) for name in names]
     configs += [(last, h, alpha) for h in others] + [(last, h0, alpha / 2)]
-    starts = np.concatenate([w0, centre[None], (centre + np.array([1e-6, 0.0]))[None]])
+    starts = np.concatenate([w0, centre[None], (centre + np.array([CENTRE_PERTURBATION, 0.0]))[None]])
     cols = [np.stack([np.asarray(r[i], float) for r in configs]) for i in range(3)]
     w_all, loss_all = gradient_descent(*cols, starts, steps, upper)
 
@@ -333,6 +335,7 @@ def run(params: Params, key: Array) -> PresetResult:
         "on_line": bool(abs(float(level(centre, np.asarray(last)))) < 1e-12),
         "moved": float(np.max(np.abs(w_c[0] - centre))),
         "loss": float(loss_c[0, -1]),
+        "perturbation": CENTRE_PERTURBATION,
         "perturbed_crossings_tail": int(st_c["crossings"][1]),
         "perturbed_dist_min_tail": float(st_c["dist_min"][1]),
     }

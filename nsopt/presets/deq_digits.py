@@ -3,11 +3,13 @@
 The model is ``logits = V z*(x) + c`` with ``z*`` the unique fixed point of the
 monotone DEQ layer (Winston & Kolter 2020; :mod:`nsopt.problems.deq`)
 
-    z* = relu(W z* + U x + b),     W = (1 - m) I - A^T A + B - B^T,   m > 0,
+    z* = relu(W z* + U x + b),     W = (1 - m) I - P^T P + R - R^T,   m > 0,
 
+(``P``, ``R``: free ``h x h`` matrices, the parameters ``A``, ``B`` of :mod:`nsopt.layers.deq`)
 found by Peaceman-Rachford splitting and differentiated by the nonsmooth implicit
 function theorem (Bolte, Le, Pauwels, Silveti-Falls, arXiv 2106.04350;
-docs/theory.md §implicit differentiation): ``B = D W - I`` is invertible for every ``D = diag(relu')`` in ``[0, 1]``,
+docs/theory.md §3 "Deep equilibrium networks"): the ``z``-block ``B = D W - I`` is
+invertible for every ``D = diag(relu')`` in ``[0, 1]``,
 so backprop through the layer returns an element of a conservative field of the
 (path differentiable, definable) training loss.  Training with implicit
 semialgebraic layers (arXiv 2106.04350 §6): nonsmooth SGD ``w_{k+1} = w_k - alpha_k v_k`` and

@@ -7,10 +7,11 @@ an element of a conservative field whatever ``relu'(0) = kappa in [0, 1]`` is
 at inputs where a pre-activation ``z = x . W + b`` is *exactly* ``0``, a Lebesgue-null
 set.  In exact arithmetic the set is never hit by SGD from a random start (for almost
 every initialization and step scale); in floating point it has a positive
-"probability": a sum of terms of size ``M`` rounds to exactly ``0`` with probability of
-order the unit roundoff ``2^-t`` (``t`` = 53, 24, 11 bits for float64, float32,
-float16), the numerical bifurcation studied by Bertoin, Bolte, Gerchinovitz and
-Pauwels (NeurIPS 2021).
+"probability": heuristically, a sum of terms of size ``M`` rounds to exactly ``0`` with
+probability at most of order the unit roundoff ``2^-t`` (``t`` = 53, 24, 11 bits for
+float64, float32, float16), the numerical bifurcation studied by Bertoin, Bolte,
+Gerchinovitz and Pauwels (NeurIPS 2021).  The preset reports the measured rate as a
+multiple of ``2^-t`` (``zero_rate_over_unit_roundoff``).
 
 For each precision (``float64``, ``float32`` and, for contrast, ``float16_mixed``:
 float32 weights with the forward and backward passes computed in float16) the preset
@@ -19,7 +20,9 @@ float32 weights with the forward and backward passes computed in float16) the pr
   parameters, cast exactly to each precision) with the same minibatches for ``kappa in {0, 1/2, 1}``, one run at a time
   (identical programs, so two runs differ bitwise only if the kink was hit);
 - counts exact zeros among the pre-activations of the whole training set at the
-  recorded iterates (the hit rate per evaluation);
+  recorded iterates; the hit rate and its 95% bound count each *distinct* recorded iterate
+  once (runs that ``kappa`` did not change are bitwise copies, and every run starts at the
+  same point), and are compared with the unit roundoff ``2^-t`` of the compute dtype;
 - reports the first iteration at which ``kappa`` changed the iterates and how much it
   changed the training curves, against the rounding drift float32 vs float64.
 
@@ -51,8 +54,8 @@ from nsopt.presets.base import PresetResult, new_figure, tuples
 from nsopt.problems import MLP, ReluDigits, relu_digits
 from nsopt.schedules import inverse_power
 
-__all__ = ["CLAIM", "PRECISIONS", "Params", "first_difference", "kinked_loss", "preactivations", "run",
-           "zero_count"]
+__all__ = ["CLAIM", "PRECISIONS", "Params", "distinct_records", "first_difference", "kinked_loss",
+           "preactivations", "run", "zero_count"]
 
 CLAIM = ("relu'(0) changes SGD on a ReLU network only where a pre-activation is exactly 0: never seen in "
          "float64/float32, a positive rate in float16 (Bertoin et al. 2021)")
@@ -134,6 +137,20 @@ def zero_count(problem: ReluDigits, compute: Any, w_records: Any) -> Array:
     return jax.lax.map(one, w_records)
 
 
+def distinct_records(runs: list[np.ndarray]) -> np.ndarray:
+    """Mask over ``(run, record)`` (runs: ``(records, ...)`` arrays) of the first occurrence of each
+    bitwise-distinct record: a recorded iterate repeated in another run (or record) counts once."""
+    seen: set[bytes] = set()
+    mask = np.zeros((len(runs), runs[0].shape[0]), dtype=bool)
+    for i, w in enumerate(runs):
+        for r in range(w.shape[0]):
+            b = np.ascontiguousarray(w[r]).tobytes()
+            if b not in seen:
+                seen.add(b)
+                mask[i, r] = True
+    return mask
+
+
 def first_difference(a: np.ndarray, b: np.ndarray) -> int | None:
     """Index of the first record where two recorded arrays (record axis 0) differ; ``None`` if never."""
     diff = np.any((a != b).reshape(a.shape[0], -1), axis=1)
@@ -179,6 +196,8 @@ def run(params: Params, key: Array) -> PresetResult:
             sched = [jnp.asarray(prm[k], dt) for k in ("a", "b", "p")]
             obj = np.zeros((len(kinks), len(seeds), K // every + 1))
             zeros = np.zeros((len(kinks), len(seeds)), dtype=np.int64)
+            per_record: list[np.ndarray] = []   # zero counts per record, run by run
+            records: list[np.ndarray] = []       # flat recorded iterates, run by run
             acc = np.zeros((len(kinks), len(seeds)))
             finals, first = {}, []
             for s in seeds:
@@ -188,8 +207,10 @@ def run(params: Params, key: Array) -> PresetResult:
                                         every)
                     obj[i, s] = np.asarray(traj.objective)
                     zeros[i, s] = int(np.sum(np.asarray(z)))
+                    per_record.append(np.asarray(z, dtype=np.int64))
                     acc[i, s] = float(a)
                     w = _flat(traj.w)
+                    records.append(w)
                     if ref is None:
                         ref = w
                         k_axis = np.asarray(traj.k)
@@ -198,17 +219,35 @@ def run(params: Params, key: Array) -> PresetResult:
                         first.append(None if j is None else int(k_axis[j]))
                     finals[(i, s)] = w[-1]
             n_hidden = sum(hidden)
-            evaluated = len(kinks) * len(seeds) * (K // every + 1) * problem.x_train.shape[0] * n_hidden
+            per_iterate = problem.x_train.shape[0] * n_hidden   # pre-activations per recorded iterate
+            evaluated = len(kinks) * len(seeds) * (K // every + 1) * per_iterate
+            distinct = distinct_records(records)
+            zeros_distinct = int(np.sum(np.stack(per_record)[distinct]))
+            runs_distinct = len({w.tobytes() for w in records})
         changed = [f for f in first if f is not None]
+        n_distinct = int(distinct.sum()) * per_iterate
+        unit = float(jnp.finfo(compute).eps) / 2   # unit roundoff 2^-t, t = 53, 24, 11
+        upper = float(max(3.0, zeros_distinct + 2 * np.sqrt(zeros_distinct)) / n_distinct)
         curves[name] = obj
         metrics[name] = {
             "compute_dtype": jnp.dtype(compute).name,
             "weights_dtype": process,
             "preactivations_evaluated": int(evaluated),
             "zero_preactivations": int(zeros.sum()),
-            "zero_rate": float(zeros.sum() / evaluated),
-            # rule of three: with no zero seen, the rate is below 3 / n at 95% confidence
-            "zero_rate_upper_95": float(max(3.0, zeros.sum() + 2 * np.sqrt(zeros.sum())) / evaluated),
+            "runs": len(records),
+            "runs_distinct": runs_distinct,
+            "iterates_recorded": int(distinct.size),
+            "iterates_distinct": int(distinct.sum()),
+            "preactivations_distinct": int(n_distinct),
+            "zero_preactivations_distinct": zeros_distinct,
+            # rates over the distinct recorded iterates (a bitwise copy is not a new trial)
+            "zero_rate": zeros_distinct / n_distinct,
+            # rule of three: with no zero seen in n trials, the rate is below 3 / n at 95% confidence
+            # (each distinct pre-activation taken as an independent trial)
+            "zero_rate_upper_95": upper,
+            "unit_roundoff": unit,
+            "zero_rate_over_unit_roundoff": zeros_distinct / n_distinct / unit,
+            "zero_rate_upper_95_over_unit_roundoff": upper / unit,
             "runs_changed_by_kink": len(changed),
             "runs_compared": len(first),
             "first_kink_effect_k": min(changed) if changed else None,
@@ -268,15 +307,17 @@ def _figure(curves, metrics, k, kinks, prm):
     rates = [metrics[n]["zero_rate"] for n in names]
     shown = [max(r, 1e-12) for r in rates]
     ax3.bar(range(len(names)), shown, color=[f"C{c}" for c in range(len(names))], log=True)
+    labels = {"bound": "95% upper bound when no zero is seen", "unit": "unit roundoff 2^-t of the passes"}
     for j, n in enumerate(names):
         m = metrics[n]
         if m["zero_preactivations"] == 0:
-            ax3.plot([j], [m["zero_rate_upper_95"]], "v", color=f"C{j}", ms=9,
-                     label="95% upper bound when no zero is seen" if j == 0 else None)
-        ax3.text(j, shown[j] * 1.5, f"{m['zero_preactivations']} / {m['preactivations_evaluated']:.2g}\n"
+            ax3.plot([j], [m["zero_rate_upper_95"]], "v", color=f"C{j}", ms=9, label=labels.pop("bound", None))
+        if 1e-12 < m["unit_roundoff"] < 1e-1:   # float64's 2^-53 is below the axis
+            ax3.plot([j - 0.4, j + 0.4], [m["unit_roundoff"]] * 2, color="k", lw=1.5, label=labels.pop("unit", None))
+        ax3.text(j, shown[j] * 1.5, f"{m['zero_preactivations_distinct']} / {m['preactivations_distinct']:.2g}\n"
                  f"changed runs: {m['runs_changed_by_kink']}/{m['runs_compared']}", ha="center", fontsize=8)
     ax3.set_xticks(range(len(names)), names)
-    ax3.set(ylim=(1e-12, 1e-1), ylabel="exact zeros / pre-activations evaluated",
+    ax3.set(ylim=(1e-12, 1e-1), ylabel="exact zeros / distinct pre-activations evaluated",
             title="how often the kink is hit (0 drawn at 1e-12)")
     ax3.grid(True, axis="y", which="both", alpha=0.3)
     ax3.legend(fontsize=7, loc="upper left")

@@ -22,7 +22,7 @@ The fields, in one place (``w`` is a pytree of float arrays, ``xi`` anything JAX
                 what the flow functions take (:func:`nsopt.flow.apt_distance`,
                 :func:`nsopt.flow.criticality`, ``flow_line``); defaults to
                 ``jax.grad(F)``, an element of ``D_F`` when ``F`` is the exact expectation
-                (integral rule, Bolte-Le-Pauwels 2022, arXiv 2206.08216; docs/theory.md).
+                (integral rule, Bolte-Le-Pauwels 2022, arXiv 2202.13744; docs/theory.md).
 ==============  ==========================================================================
 
 :func:`check_problem` evaluates every field on shapes only (no FLOPs) and names the

@@ -2,7 +2,7 @@
 
 ``d^c F(0) = {0}`` but ``E[d^c f(0, s)] = E|s| [-1, 1]``: the expected conservative
 field of autodiff is ``E_s D(w, s)``, which at the kink depends on the selection
-``abs'(0) = kink_const + kink_sign * sign(s)`` (Bolte-Le-Pauwels 2022, arXiv 2206.08216;
+``abs'(0) = kink_const + kink_sign * sign(s)`` (Bolte-Le-Pauwels 2022, arXiv 2202.13744;
 docs/theory.md §integral rule).
 """
 

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nsopt.presets.relu_prime import kinked_loss
+from nsopt.presets.relu_prime import distinct_records, kinked_loss
 from nsopt.problems import relu_digits
 
 PRESET = "relu_prime"
@@ -31,6 +31,15 @@ def test_kinked_loss_is_the_problem_loss_with_its_kink():
     assert diff["Dense_0"]["kernel"] > 0   # relu'(0) changed the oracle at the hit
 
 
+def test_distinct_records_counts_each_bitwise_distinct_record_once():
+    a = np.array([[0.0, 1.0], [1.0, 2.0], [2.0, 3.0]])
+    b = a.copy()
+    b[2, 1] = np.nextafter(3.0, 4.0)   # one ulp off in the last record only
+    c = np.array([[0.0, 1.0], [5.0, 5.0], [5.0, 5.0]])   # shared start, then one new iterate repeated
+    mask = distinct_records([a, b, c])
+    np.testing.assert_array_equal(mask, [[True, True, True], [False, False, True], [False, True, False]])
+
+
 def test_relu_prime_smoke(smoke_result):
     res, params = smoke_result
     m = res.metrics
@@ -43,7 +52,20 @@ def test_relu_prime_smoke(smoke_result):
     assert f16["runs_changed_by_kink"] == f16["runs_compared"] > 0
     # ... but only slightly: far less than float32-vs-float64 rounding drift
     assert 0 < f16["max_kink_curve_diff"] < 0.1 * m["max_curve_diff_float32_vs_float64"]
-    # float32 sits in between: its hit rate is at least 10x below float16's (0 seen here)
-    assert f32["zero_rate_upper_95"] < 0.1 * f16["zero_rate"]
+    # float32 sits in between: its hit rate is below a quarter of float16's at 95% (0 seen here),
+    # counting each distinct recorded iterate once
+    assert f32["zero_preactivations"] == 0
+    assert f32["zero_rate_upper_95"] < 0.25 * f16["zero_rate"]
+    # the bound counts distinct iterates: float64's three relu'(0) runs per seed are bitwise copies and
+    # every run starts at the same point, so seeds * (records - 1) + 1 iterates are distinct
+    records = params["num_steps"] // params["record_every"] + 1
+    assert f64["runs"] == len(params["kinks"]) * params["seeds"] and f64["runs_distinct"] == params["seeds"]
+    assert f64["iterates_distinct"] == params["seeds"] * (records - 1) + 1
+    assert f64["zero_rate_upper_95"] == 3 / f64["preactivations_distinct"]
+    assert f64["preactivations_distinct"] * f64["iterates_recorded"] == (
+        f64["preactivations_evaluated"] * f64["iterates_distinct"])
+    # rates against the unit roundoff 2^-t of the passes (t = 53, 24, 11)
+    assert (f64["unit_roundoff"], f32["unit_roundoff"], f16["unit_roundoff"]) == (2.0**-53, 2.0**-24, 2.0**-11)
+    assert f16["zero_rate_over_unit_roundoff"] == f16["zero_rate"] * 2**11
     assert f32["max_kink_curve_diff"] < 0.1 * m["max_curve_diff_float32_vs_float64"]
     assert res.figures["relu_prime"].axes
