@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,7 +24,26 @@ from matplotlib.figure import Figure
 PyTree = Any
 Field = Callable[[Any], Any]
 
-__all__ = ["apt_figure", "lyapunov_figure", "phase_portrait"]
+__all__ = ["apt_figure", "lyapunov_figure", "on_points", "phase_portrait"]
+
+
+def on_points(fn: Callable[[Any], Any], pts: np.ndarray) -> np.ndarray:
+    """``fn(p)`` for every point ``p`` of ``pts`` (shape ``(..., d)``), as one vmapped program.
+
+    Compiled once per structure of ``fn`` and shape of ``pts``: a problem's bound method
+    (``problem.F``) is a pytree whose arrays are arguments, so every figure of a sweep whose
+    problems differ only in array values reuses the same program (a new ``jax.jit`` per call
+    would trace and compile again).
+    """
+    pts = np.asarray(pts)
+    flat = jnp.asarray(pts.reshape(-1, pts.shape[-1]))
+    out = np.asarray(_vmapped(fn, flat))
+    return out.reshape(pts.shape[:-1] + out.shape[1:])
+
+
+@eqx.filter_jit
+def _vmapped(fn, pts):
+    return jax.vmap(fn)(pts)
 
 
 def _new_axes(ax, figsize):
@@ -74,8 +94,7 @@ def phase_portrait(
         raise ValueError(f"phase_portrait: bounds must satisfy xmin < xmax, ymin < ymax, got {bounds}")
     xs, ys = np.linspace(x0, x1, grid), np.linspace(y0, y1, grid)
     X, Y = np.meshgrid(xs, ys)
-    pts = jnp.stack([jnp.asarray(X.ravel()), jnp.asarray(Y.ravel())], axis=-1)
-    V = -np.asarray(jax.jit(jax.vmap(field))(pts))
+    V = -on_points(field, np.stack([X.ravel(), Y.ravel()], axis=-1))
     U, W = V[:, 0].reshape(X.shape), V[:, 1].reshape(X.shape)
     speed = np.hypot(U, W)
     ax.streamplot(xs, ys, U, W, color=np.log1p(speed), cmap="Greys", density=1.2, linewidth=0.7,
