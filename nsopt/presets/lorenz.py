@@ -161,7 +161,8 @@ def lower_level_check(u: np.ndarray, offset: float) -> dict[str, Any]:
     """At points ``u``: ``B``, ``A`` and the pinv Jacobian ``dz/du`` of the exact lower level, the
     implicit direction vs ``L(u)``, whether ``singular="raise"`` refuses the derivative; and the
     same derivative with an inexact forward solve (``s = L(u) + offset``)."""
-    r = jax.tree.map(np.asarray, _lower_level_arrays(jnp.asarray(u), jnp.asarray(offset)))
+    u_all = nsopt.algorithms.shard_leading(jnp.asarray(u))  # the points split over the devices
+    r = jax.tree.map(np.asarray, _lower_level_arrays(u_all, jnp.asarray(offset)))
     try:
         jax.block_until_ready(jax.grad(lambda x: implicit_loss(x, singular="raise"))(jnp.asarray(u[0])))
         raised = False

@@ -71,6 +71,26 @@ for where, shard in (("one", False), ("split", None)):
                  (two.distance, two.grid_distance, two.error, two.lyapunov))
         check = split if n == 4 else replicated
         out[f"diagnose_{where}_{n}"] = [check(two.distance), check(two.error), check(two.lyapunov), d]
+
+# presets that vmap their own batches: the same arrays as their kernels on unsplit inputs
+from nsopt.presets import artificial_critical as ac, integral_rule as ir, lorenz as lz
+kl = nsopt.problems.kinked_line()
+pts = {"a": (-1.0, 0.0), "b": (-0.5, 0.3), "c": (-1.5, -0.2), "d": (-0.3, 0.5)}
+rho, key = np.array([0.1, 0.01]), jax.random.key(0)
+table = ac.criticality_table(kl, pts, rho, key, 8)
+keys = jax.random.split(key, 8).reshape(4, 2)
+norm, lower = ac._criticality_grid(kl, jnp.asarray(list(pts.values())), jnp.asarray(rho), keys, 8)
+out["artificial_critical"] = same([t for t in table.values()], list(np.stack([norm, lower], -1)))
+sel, at = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.5, -0.5]]), np.array([0.0, 0.5, -1.0])
+mean, se = ir.oracle_means("pm1", sel, at, 64, key)
+s = jax.vmap(ir.SignedAbs(jnp.asarray(True), jnp.zeros(()), jnp.zeros(())).sampler)(
+    jax.random.split(key, 64))
+out["integral_rule"] = same((mean, se), ir._oracle_stats(jnp.asarray(sel), jnp.asarray(at), s, jnp.asarray(True)))
+u = np.random.default_rng(0).uniform(-1, 1, (4, 3))
+ref = lz._lower_level_arrays(jnp.asarray(u), jnp.asarray(0.1))
+r = lz.lower_level_check(u, 0.1)
+out["lorenz"] = same([r["dz_du_max_abs"], r["direction_minus_L_max_abs"]],
+                    [np.max(np.abs(ref["jac"])), np.max(np.abs(ref["direction"] - ref["v"]))])
 print(json.dumps(out))
 """
 
@@ -89,3 +109,4 @@ def test_two_devices_split_batches_and_match_one_device():
     for where in ("one", "split"):
         assert out[f"diagnose_{where}_4"] == [True, True, True, 0.0], out
         assert out[f"diagnose_{where}_3"] == [True, True, True, 0.0], out
+    assert out["artificial_critical"] < 1e-12 and out["integral_rule"] < 1e-12 and out["lorenz"] < 1e-12, out
