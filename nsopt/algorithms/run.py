@@ -382,9 +382,8 @@ def _grid_args(algorithm, oracle, sampler, w0, seeds, num_steps, record_every, s
 
 
 def shard_batch(keys: Array, w0: PyTree, scales: Array, shard: bool | None = None):
-    """Place the batch on all JAX devices: split the seeds axis (else the inits axis) over a
-    1-D mesh named ``"batch"``, replicate the rest (:mod:`nsopt.algorithms.devices`).  A no-op
-    on one device."""
+    """Place the batch on all JAX devices: split the seeds axis (else the inits axis) over the
+    mesh ``"batch"`` of :mod:`nsopt.algorithms.devices`, replicate the rest; a no-op on one device."""
     n = len(jax.devices())
     if shard is False or n == 1:
         return keys, w0, scales
@@ -467,9 +466,8 @@ def run_configs(
     axis first: configuration ``c`` runs from ``w0[c]`` with keys ``seeds[c]`` (e.g. a flat
     batch of unrelated runs, one configuration each).
     ``scales`` defaults to each configuration's algorithm scale.
-    With several JAX devices the configurations are split over them (same numbers up to the
-    last bit: the partitioned program may round differently), replicated when they do not
-    divide evenly; ``shard=False``: off, ``shard=True``: an uneven split is an error.
+    Several JAX devices split the configurations (replicated when uneven; ``shard`` as in
+    :func:`run_batch`), with the same numbers up to the last bit (the split program's rounding).
     """
     check_steps(num_steps, record_every)
     if per_config:
