@@ -6,11 +6,13 @@
    executable; tracing and lowering, which no cache skips, are reported apart).
 2. 64 one-seed jobs (``-m seed=0..63 seeds=1``, basic launcher) against one 64-seed job,
    without the cache and with it (a fresh folder: the first job fills it), wall time of each
-   whole command as in ``sweep_vs_jobs.py`` (the 16.8x of ``results/benchmarks_sweep.md``).
+   whole command as in ``sweep_vs_jobs.py`` (its ``measure``; figures off by default: the
+   cache does not touch them, ``sweep_vs_jobs.py`` measures both).
 
 Usage::
 
-    python experiments/benchmarks/compile_cache.py [--seeds 64] [--steps 5000] [--out results/benchmarks_cache.md]
+    python experiments/benchmarks/compile_cache.py [--seeds 64] [--steps 5000] [--figures off]
+        [--out results/benchmarks_cache.md]
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sweep_vs_jobs import measure, table  # noqa: E402
 
 EVENTS = {"compile": "/jax/core/compile/backend_compile_duration",
           "retrieve": "/jax/compilation_cache/cache_retrieval_time_sec",
@@ -64,19 +69,11 @@ def job_events(args: list[str], cwd: str) -> tuple[dict, float]:
     return json.loads(Path(out).read_text()), wall
 
 
-def timed(args: list[str], cwd: str) -> float:
-    t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "nsopt", *args], cwd=cwd, env=dict(os.environ, WANDB_MODE="disabled"),
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"command failed: {args}\n{out.stderr[-2000:]}")
-    return time.perf_counter() - t
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=64)
     ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--figures", choices=("on", "off"), default="off", help="figures of part 2's jobs")
     ap.add_argument("--out", default="results/benchmarks_cache.md")
     args = ap.parse_args(argv)
     common = [f"num_steps={args.steps}", "record_every=10", "inits=1", "logger=none"]
@@ -84,18 +81,14 @@ def main(argv=None):
         cache = f"compilation_cache={tmp}/cache1"
         first, w1 = job_events(["seeds=1", *common, cache, f"hydra.run.dir={tmp}/a"], tmp)
         second, w2 = job_events(["seeds=1", *common, cache, f"hydra.run.dir={tmp}/b"], tmp)
-        seeds = ",".join(str(s) for s in range(args.seeds))
-        rows = {}
-        for name, flag in (("without cache", "compilation_cache=false"), ("with cache", f"compilation_cache={tmp}/cache2")):
-            one = timed([f"seeds={args.seeds}", *common, flag, f"hydra.run.dir={tmp}/one-{len(rows)}"], tmp)
-            many = timed(["-m", f"seed={seeds}", "seeds=1", *common, flag, f"hydra.sweep.dir={tmp}/many-{len(rows)}"], tmp)
-            rows[name] = (one, many)
+        rows = {name: measure(args.seeds, args.steps, args.figures == "on", cache, tmp, cache)
+                for name, cache in (("without cache", "off"), ("with cache", "fresh"))}
     c1, c2 = first["compile"] + first["retrieve"], second["compile"] + second["retrieve"]
     cmd = "python experiments/benchmarks/compile_cache.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
         "## JAX's persistent compilation cache for sweeps",
         "",
-        f"Main job on the ring toy, SGD and heavy ball, {args.steps} steps, `inits=1`, figures on, wandb off. "
+        f"Main job on the ring toy, SGD and heavy ball, {args.steps} steps, `inits=1`, wandb off (part 1: figures on). "
         f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared with other work).",
         "",
         f"Command: `{cmd.strip()}`",
@@ -110,15 +103,15 @@ def main(argv=None):
         f"Compile time ratio second / first: **{c2 / c1:.3f}** (goal 0.2 or less); with tracing and lowering, "
         f"which the cache does not skip: {(c2 + second['trace'] + second['lower']) / (c1 + first['trace'] + first['lower']):.3f}.",
         "",
-        f"### 2. {args.seeds} one-seed jobs against one {args.seeds}-seed job (basic launcher)",
+        f"### 2. {args.seeds} one-seed jobs against one {args.seeds}-seed job (basic launcher, "
+        f"figures {args.figures})",
         "",
-        f"| cache | one job, `seeds={args.seeds}` (s) | {args.seeds} jobs, `-m seed=0..{args.seeds - 1} seeds=1` (s) | ratio |",
-        "|---|---|---|---|",
+        *table(rows, args.seeds, "cache"),
+        "",
+        "The cache folder starts empty in each case: the first job compiles and fills it. Columns as in "
+        "`results/benchmarks_sweep.md` (`sweep_vs_jobs.py`).",
+        "",
     ]
-    for name, (one, many) in rows.items():
-        lines.append(f"| {name} | {one:.1f} | {many:.1f} | **{many / one:.1f}x** |")
-    lines += ["", "The cache folder starts empty in each case: the first job compiles and fills it. "
-              "The vmapped job stays the recommended way; the cache makes one job per point bearable.", ""]
     text = "\n".join(lines)
     Path(args.out).write_text(text)
     print(text)

@@ -1,6 +1,7 @@
 """Stochastic first-order methods driven by conservative-gradient oracles."""
 
 from nsopt.algorithms.base import Algorithm
+from nsopt.algorithms.devices import replicate, shard_leading
 from nsopt.algorithms.heavy_ball import HeavyBall, HeavyBallState, Proportional, heavy_ball, proportional
 from nsopt.algorithms.run import (
     CompiledBatch,
@@ -32,6 +33,8 @@ __all__ = [
     "advance",
     "progress_chunks",
     "shard_batch",
+    "shard_leading",
+    "replicate",
     "start",
     "check_steps",
     "compile_batch",

@@ -25,6 +25,7 @@ from jax import Array
 
 from nsopt import validate
 from nsopt.algorithms.base import Algorithm, Oracle, PyTree
+from nsopt.algorithms.devices import replicate, shard_leading
 
 Sampler = Callable[[Array], Any]
 Objective = Callable[[PyTree], Array]
@@ -381,21 +382,16 @@ def _grid_args(algorithm, oracle, sampler, w0, seeds, num_steps, record_every, s
 
 
 def shard_batch(keys: Array, w0: PyTree, scales: Array, shard: bool | None = None):
-    """Place the batch on all JAX devices: split the seeds axis (else the inits axis) over a
-    1-D mesh named ``"batch"``, replicate the rest.  A no-op on one device."""
-    devices = jax.devices()
-    n = len(devices)
+    """Place the batch on all JAX devices: split the seeds axis (else the inits axis) over the
+    mesh ``"batch"`` of :mod:`nsopt.algorithms.devices`, replicate the rest; a no-op on one device."""
+    n = len(jax.devices())
     if shard is False or n == 1:
         return keys, w0, scales
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-    mesh = Mesh(np.array(devices), ("batch",))
-    split, rep = NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec())
     n_inits = jax.tree.leaves(w0)[0].shape[0]
     if keys.shape[0] % n == 0:
-        return jax.device_put(keys, split), jax.device_put(w0, rep), jax.device_put(scales, rep)
+        return shard_leading(keys), replicate(w0), replicate(scales)
     if n_inits % n == 0:
-        return jax.device_put(keys, rep), jax.device_put(w0, split), jax.device_put(scales, rep)
+        return replicate(keys), shard_leading(w0), replicate(scales)
     if shard:
         raise ValueError(
             f"cannot shard the batch over {n} devices: neither the number of seeds ({keys.shape[0]}) "
@@ -450,6 +446,7 @@ def run_configs(
     scales: Sequence[float] | Array | None = None,
     paired: bool = False,
     per_config: bool = False,
+    shard: bool | None = None,
 ) -> Trajectory:
     """:func:`run_batch` for every entry of a stacked batch of configurations, as one program.
 
@@ -469,9 +466,12 @@ def run_configs(
     axis first: configuration ``c`` runs from ``w0[c]`` with keys ``seeds[c]`` (e.g. a flat
     batch of unrelated runs, one configuration each).
     ``scales`` defaults to each configuration's algorithm scale.
+    Several JAX devices split the configurations (replicated when uneven; ``shard`` as in
+    :func:`run_batch`), with the same numbers up to the last bit (the split program's rounding).
     """
     check_steps(num_steps, record_every)
     if per_config:
+        configs, w0, seeds = shard_leading((configs, w0, seeds), shard)
         return _configs_compiled(build, configs, w0, seeds, scales, num_steps, record_every, paired, True)
     sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in jax.tree.leaves(configs)}
     if len(sizes) != 1 or None in sizes or 0 in sizes:
@@ -489,6 +489,8 @@ def run_configs(
         scales = jnp.asarray(scales, jnp.result_type(float))
         if scales.ndim != 1 or scales.size == 0:
             raise ValueError(f"scales must be a non-empty 1-D list of numbers, got shape {scales.shape}")
+    configs = shard_leading(configs, shard)
+    w0, keys, scales = (w0, keys, scales) if shard is False else replicate((w0, keys, scales))
     return _configs_compiled(build, configs, w0, keys, scales, num_steps, record_every, paired, False)
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from nsopt.app import plots
@@ -38,9 +36,11 @@ def _finite(arrays: Mapping[str, np.ndarray], name: str, key: str) -> tuple[np.n
 
 
 def _on_points(fn: Any) -> Any:
-    """``fn(w)`` of a 2-D problem evaluated on NumPy points of shape ``(..., 2)`` (one compiled vmap)."""
-    batched = jax.jit(jax.vmap(fn))
-    return lambda pts: np.asarray(batched(jnp.asarray(pts.reshape(-1, 2)))).reshape(pts.shape[:-1])
+    """``fn(w)`` of a 2-D problem evaluated on NumPy points of shape ``(..., 2)`` (one compiled vmap,
+    reused by every job of a sweep: :func:`nsopt.flow.figures.on_points`)."""
+    from nsopt.flow.figures import on_points
+
+    return lambda pts: on_points(fn, pts)
 
 
 def main_job_figures(job: MainJob, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
@@ -105,6 +105,7 @@ def main_job_figures(job: MainJob, arrays: Mapping[str, np.ndarray]) -> dict[str
     if problem.is_2d and apt:
         drawn = [n for n in names if f"{n}/w" in arrays and len(_finite(arrays, n, "w")[0])]
         if drawn:
+            # no layout engine: the panels keep the data's aspect and write_figure crops the margins
             fig, axes = plt.subplots(1, len(drawn), figsize=(5.5 * len(drawn), 5), squeeze=False)
             for ax, n in zip(axes[0], drawn):
                 w, total = _finite(arrays, n, "w")

@@ -25,7 +25,7 @@ log = logging.getLogger("nsopt")
 class Logger(Protocol):
     """What a job hands its logger, as it happens (the local run folder is written regardless)."""
 
-    live: bool  # whether the job should compute and hand over rows while it runs
+    live: bool  # whether the job should compute and hand over rows and tables (False: it skips that work)
 
     def start(self, config: Mapping[str, Any], run_dir: Path) -> None: ...
     def define_axes(self, prefixes: Sequence[str]) -> None: ...

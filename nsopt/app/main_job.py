@@ -84,8 +84,9 @@ def run_main(job: MainJob, folder: RunFolder, logger: Logger) -> dict[str, Any]:
         for name, info in _flow_diagnostics(job, trajs, arrays).items():
             per_alg[name]["flow"] = info
     folder.write_metrics(arrays)
-    for key, columns, data, line in flow_tables(arrays, list(job.algorithms), scales):
-        logger.log_table(key, columns, data, line)
+    if logger.live:  # tables are built only for a logger that shows them (not logger=none)
+        for key, columns, data, line in flow_tables(arrays, list(job.algorithms), scales):
+            logger.log_table(key, columns, data, line)
     figures: list[str] = []
     if c.figures:
         from nsopt.app.figures import main_job_figures

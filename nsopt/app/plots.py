@@ -23,7 +23,7 @@ def plot_objective(k: np.ndarray, objectives: Mapping[str, np.ndarray], diverged
     ``objectives[name]`` has shape ``(runs, records)``; ``diverged[name]`` is a ``(runs,)`` mask.
     The legend says how many runs are finite; a batch with no finite run says so in the panel.
     """
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120, layout="tight")
     notes, positive = [], True
     for name, obj in objectives.items():
         ok = obj[~diverged[name]]
@@ -46,7 +46,6 @@ def plot_objective(k: np.ndarray, objectives: Mapping[str, np.ndarray], diverged
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -59,7 +58,8 @@ def plot_iterates_2d(w: Mapping[str, np.ndarray], F: Callable[[np.ndarray], np.n
     ``critical`` (the distance to the problem's Clarke-critical set) draws that set in red.
     """
     names = list(w)
-    fig, axes = plt.subplots(1, len(names), figsize=(5.6 * len(names), 5), dpi=120, squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(5.6 * len(names), 5), dpi=120, squeeze=False,
+                             layout="tight")
     pts = np.concatenate([np.asarray(v).reshape(-1, 2) for v in w.values()])
     pts = pts[np.all(np.isfinite(pts), axis=1)]
     if len(pts) == 0:
@@ -94,5 +94,4 @@ def plot_iterates_2d(w: Mapping[str, np.ndarray], F: Callable[[np.ndarray], np.n
         ax.set_aspect("equal", adjustable="box")
         ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
     return fig

@@ -237,11 +237,18 @@ class RunFolder:
         return atomic_write_bytes(self.path / self.METRICS, buf.getvalue())
 
     def write_figure(self, name: str, figure: Any, dpi: int = 120) -> Path:
-        """Save a matplotlib Figure as ``<name>.png`` (atomically) and close it."""
+        """Save a matplotlib Figure as ``<name>.png`` (atomically) and close it.
+
+        A figure with a layout engine (``layout="tight"`` or ``"constrained"``) already fits its
+        artists inside itself and is drawn once; any other is cropped to its artists
+        (``bbox_inches="tight"``, which costs a second drawing pass).
+        """
         import matplotlib.pyplot as plt
+        from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 
         buf = io.BytesIO()
-        figure.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        fits = isinstance(figure.get_layout_engine(), (ConstrainedLayoutEngine, TightLayoutEngine))
+        figure.savefig(buf, format="png", dpi=dpi, bbox_inches=None if fits else "tight")
         plt.close(figure)
         return atomic_write_bytes(self.path / f"{name}.png", buf.getvalue())
 

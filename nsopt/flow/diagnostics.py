@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.flatten_util import ravel_pytree
 
+from nsopt.algorithms.devices import shard_leading
 from nsopt.algorithms.run import Trajectory
 from nsopt.flow._util import (
     batch_shape,
@@ -55,10 +56,14 @@ __all__ = [
 # ----------------------------------------------------------------------------- curves
 
 
-def objective_curve(traj: Trajectory, F: Objective) -> Array:
-    """``F(w_i)`` at every recorded point: shape ``batch + (R,)`` (vmapped, one compiled call)."""
+def objective_curve(traj: Trajectory, F: Objective, *, shard: bool | None = None) -> Array:
+    """``F(w_i)`` at every recorded point: shape ``batch + (R,)`` (vmapped, one compiled call).
+
+    With several JAX devices the runs (first batch axis) are split over them
+    (:func:`nsopt.algorithms.devices.shard_leading`; ``shard`` as there)."""
     check_trajectory(traj, "objective_curve")
-    return _map_F(F, traj.w, traj.tau.ndim)
+    w = shard_leading(traj.w, shard) if traj.tau.ndim > 1 else traj.w
+    return _map_F(F, w, traj.tau.ndim)
 
 
 @eqx.filter_jit
@@ -71,16 +76,18 @@ def energy(F: Objective, w: PyTree, y: PyTree, r: float | Array) -> Array:
     return F(w) + 0.5 * r * tree_sq_norm(y, 0)
 
 
-def lyapunov(traj: Trajectory, F: Objective, r: float | Array | None = None) -> Array:
+def lyapunov(traj: Trajectory, F: Objective, r: float | Array | None = None, *,
+             shard: bool | None = None) -> Array:
     """Lyapunov curve at recorded points, shape ``batch + (R,)``.
 
     Heavy ball (``traj.y`` set): ``E = F(w) + r/2 ||y||^2`` with ``r`` the
     coupling of ``w' = -r y, y' = field(w) - y`` (required; a number or an
     array broadcastable to the batch shape, e.g. ``heavy_ball_r(alg, scales)``).
     SGD (``traj.y is None``): the gradient flow's Lyapunov function ``F(w)``.
+    With several JAX devices the runs are split over them (``shard``: :func:`objective_curve`).
     """
     check_trajectory(traj, "lyapunov")
-    f = objective_curve(traj, F)
+    f = objective_curve(traj, F, shard=shard)
     if traj.y is None:
         if r is not None:
             raise ValueError(
@@ -102,7 +109,8 @@ def lyapunov(traj: Trajectory, F: Objective, r: float | Array | None = None) -> 
         raise ValueError(
             f"lyapunov: r of shape {jnp.shape(r)} does not broadcast to the batch shape {batch}"
         ) from None
-    return f + 0.5 * r[..., None] * tree_sq_norm(traj.y, traj.tau.ndim)
+    y, r = (traj.y, r) if traj.tau.ndim == 1 else shard_leading((traj.y, r), shard)
+    return f + 0.5 * r[..., None] * tree_sq_norm(y, traj.tau.ndim)
 
 
 # ----------------------------------------------------------------------------- criticality

@@ -15,15 +15,36 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 PyTree = Any
 Field = Callable[[Any], Any]
 
-__all__ = ["apt_figure", "lyapunov_figure", "phase_portrait"]
+__all__ = ["apt_figure", "lyapunov_figure", "on_points", "phase_portrait"]
+
+
+def on_points(fn: Callable[[Any], Any], pts: np.ndarray) -> np.ndarray:
+    """``fn(p)`` for every point ``p`` of ``pts`` (shape ``(..., d)``), as one vmapped program.
+
+    Compiled once per structure of ``fn`` and shape of ``pts``: a problem's bound method
+    (``problem.F``) is a pytree whose arrays are arguments, so every figure of a sweep whose
+    problems differ only in array values reuses the same program (a new ``jax.jit`` per call
+    would trace and compile again).
+    """
+    pts = np.asarray(pts)
+    flat = jnp.asarray(pts.reshape(-1, pts.shape[-1]))
+    out = np.asarray(_vmapped(fn, flat))
+    return out.reshape(pts.shape[:-1] + out.shape[1:])
+
+
+@eqx.filter_jit
+def _vmapped(fn, pts):
+    return jax.vmap(fn)(pts)
 
 
 def _new_axes(ax, figsize):
@@ -77,11 +98,13 @@ def phase_portrait(
     if not (x1 > x0 and y1 > y0):
         raise ValueError(f"phase_portrait: bounds must satisfy xmin < xmax, ymin < ymax, got {bounds}")
     lines, stops = _streamlines(field, (x0, x1, y0, y1), grid)
-    for line in lines:
-        ax.plot(line[:, 0], line[:, 1], "-", lw=0.6, color="0.6", zorder=0)
-        mid = len(line) // 2  # one arrow per line, at its middle, in the flow's direction
-        ax.annotate("", xy=line[mid + 1], xytext=line[mid], zorder=0,
-                    arrowprops=dict(arrowstyle="-|>", color="0.45", lw=0.6, mutation_scale=8))
+    if lines:  # one collection for the lines, one arrow per line at its middle (the flow's direction)
+        ax.add_collection(LineCollection(lines, colors="0.6", linewidths=0.6, zorder=0))
+        mid = np.asarray([line[len(line) // 2] for line in lines])
+        step = np.asarray([line[len(line) // 2 + 1] - line[len(line) // 2] for line in lines])
+        step /= np.maximum(np.linalg.norm(step, axis=-1, keepdims=True), 1e-300)
+        ax.quiver(mid[:, 0], mid[:, 1], step[:, 0], step[:, 1], color="0.45", pivot="mid", angles="xy",
+                  scale=40, width=0.004, headwidth=4, headlength=5, zorder=0)
     if len(stops):
         ax.plot(stops[:, 0], stops[:, 1], ".", ms=2.5, color="0.25", zorder=0,
                 label="streamline stops (field jumps or vanishes)")
@@ -119,7 +142,23 @@ def _streamlines(field: Field, bounds: tuple[float, float, float, float], grid: 
     gx, gy = np.meshgrid(np.linspace(x0, x1, n + 2)[1:-1], np.linspace(y0, y1, n + 2)[1:-1])
     start = jnp.asarray(np.stack([gx.ravel(), gy.ravel()], axis=-1))
     h = max(x1 - x0, y1 - y0) / 150.0
-    lo, hi = jnp.asarray([x0, y0]), jnp.asarray([x1, y1])
+    box = jnp.asarray([[x0, y0], [x1, y1]], dtype=start.dtype)
+    pts, alive = (np.asarray(a) for a in _streamline_scan(field, start, jnp.asarray(h, start.dtype), box, steps))
+    m = alive.sum(axis=1)  # alive is True on a prefix of each line
+    lines = [np.concatenate([w0[None], p[:k]]) for w0, p, k in zip(np.asarray(start), pts, m) if k >= 8]
+    ends = pts[np.arange(len(pts)), np.maximum(m - 1, 0)]
+    d = -on_points(field, ends)  # every line's end (a fixed shape: one program per sweep)
+    nxt = ends + h * d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-300)
+    inside = (nxt[:, 0] >= x0) & (nxt[:, 0] <= x1) & (nxt[:, 1] >= y0) & (nxt[:, 1] <= y1)
+    inside &= (m > 0) & (m < steps)
+    return lines, ends[inside]  # stopped inside, not at the box's edge
+
+
+@eqx.filter_jit
+def _streamline_scan(field: Field, start: Any, h: Any, box: Any, steps: int):
+    """``(points, alive)`` of shape ``(lines, steps, 2)`` / ``(lines, steps)`` (see :func:`_streamlines`);
+    one program per structure of ``field`` and shape, reused across the figures of a sweep."""
+    lo, hi = box[0], box[1]
 
     def direction(w):
         v = -jnp.asarray(field(w), dtype=w.dtype)
@@ -135,20 +174,7 @@ def _streamlines(field: Field, bounds: tuple[float, float, float, float], grid: 
         nxt = jnp.where(keep, nxt, w)
         return (nxt, keep), (nxt, keep)
 
-    run = jax.jit(jax.vmap(lambda w: jax.lax.scan(step, (w, jnp.bool_(True)), None, length=steps)[1]))
-    pts, alive = (np.asarray(a) for a in run(start))
-    lines, stops = [], []
-    for w0, p, a in zip(np.asarray(start), pts, alive):
-        m = int(a.sum())  # alive is True on a prefix
-        if m >= 8:
-            lines.append(np.concatenate([w0[None], p[:m]]))
-        if 0 < m < steps:
-            end = p[m - 1]
-            d = -np.asarray(field(jnp.asarray(end)))
-            nxt = end + h * d / max(np.linalg.norm(d), 1e-300)
-            if x0 <= nxt[0] <= x1 and y0 <= nxt[1] <= y1:  # stopped inside, not at the box's edge
-                stops.append(end)
-    return lines, np.asarray(stops).reshape(-1, 2)
+    return jax.vmap(lambda w: jax.lax.scan(step, (w, jnp.bool_(True)), None, length=steps)[1])(start)
 
 
 def _paths(x) -> list[np.ndarray]:

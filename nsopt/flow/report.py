@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from nsopt.algorithms.devices import shard_leading
 from nsopt.algorithms.run import Trajectory
 from nsopt.flow._util import batch_shape, check_trajectory, concrete_positive, map_leading, tree_sq_norm
 from nsopt.flow.apt import flow_state
@@ -233,13 +234,17 @@ def _start_indices(tau: np.ndarray, times: Any, num_times: int | None, T: float,
     return np.clip(np.rint(rel), 0, top).astype(np.int64)
 
 
-def _chunked(tau, x, m0, r, h, static, chunks, progress):
-    """The kernel over the start times in ``chunks`` compiled calls; ``progress(done, total)`` after each."""
+def _chunked(tau, x, m0, r, h, static, chunks, progress, shard=None):
+    """The kernel over the start times in ``chunks`` compiled calls; ``progress(done, total)`` after each.
+
+    With several devices the runs (first batch axis) are split over them (``shard_leading``)."""
     J = m0.shape[-1]
     chunks = max(1, min(int(chunks), J))
     per = math.ceil(J / chunks)
     pad = np.concatenate([m0, np.repeat(m0[..., -1:], per * chunks - J, axis=-1)], axis=-1)
     part = [jnp.asarray(pad[..., c * per:(c + 1) * per], jnp.int32) for c in range(chunks)]
+    if static[-1]:  # a batch of runs (not one run): place it, every chunk the same way
+        tau, x, r, *part = shard_leading((tau, x, r, *part), shard)
     t0 = time.perf_counter()
     compiled = _kernel.lower(tau, x, part[0], r, h, *static).compile()
     t1 = time.perf_counter()
@@ -268,6 +273,7 @@ def diagnose(
     min_resolved: float = 0.9,
     chunks: int = 8,
     progress: Progress | None = None,
+    shard: bool | None = None,
 ) -> FlowReport:
     """Flow diagnostics of one algorithm's batch of runs (see the module docstring).
 
@@ -289,6 +295,9 @@ def diagnose(
         chunks: the start times are processed in this many compiled calls (progress in between).
         progress: ``progress(done, total)`` called after each chunk (``total`` start times;
             it starts again from 0 at each refinement level).
+        shard: with several JAX devices the runs (first batch axis) are split over them, or
+            replicated when they do not divide evenly (:func:`nsopt.algorithms.devices.shard_leading`);
+            ``False``: off; ``True``: an uneven split is an error.
     """
     check_trajectory(traj, "diagnose")
     T = concrete_positive(T, "T", "diagnose")
@@ -314,7 +323,8 @@ def diagnose(
     while True:
         K = min(_records_per_interval(tau_np, h, num_grid), MAX_RECORDS)
         static = (field, scheme, n, K, num_grid, heavy, len(batch))
-        (grid, cert, err), c_s, f_s = _chunked(tau, x, m0, r_b, jnp.asarray(h, dtype), static, chunks, progress)
+        (grid, cert, err), c_s, f_s = _chunked(tau, x, m0, r_b, jnp.asarray(h, dtype), static, chunks, progress,
+                                               shard)
         compile_s, flow_s = compile_s + c_s, flow_s + f_s
         resolved = np.asarray(err <= rtol * cert)
         frac = float(resolved[ok].mean()) if ok.any() else 1.0
@@ -322,7 +332,7 @@ def diagnose(
             break
         n, h, m0, num_grid = 2 * n, h / 2, 2 * m0, math.floor(span / (h / 2) + 1e-6)
     t2 = time.perf_counter()
-    E = lyapunov(traj, F, r_b if heavy else None) if F is not None else None
+    E = lyapunov(traj, F, r_b if heavy else None, shard=shard) if F is not None else None
     if E is not None:
         E = jax.block_until_ready(E)
     t3 = time.perf_counter()

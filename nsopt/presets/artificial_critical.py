@@ -121,6 +121,7 @@ def criticality_table(problem: KinkedLine, points: Mapping[str, tuple[float, flo
     pts = jnp.asarray(list(points.values()), dtype)
     rho = jnp.asarray(radii, dtype)
     keys = jax.random.split(key, pts.shape[0] * rho.shape[0]).reshape(pts.shape[0], rho.shape[0])
+    pts, keys = nsopt.algorithms.shard_leading((pts, keys))  # the points split over the devices
     norm, lower = _criticality_grid(problem, pts, rho, keys, num_samples)
     return {label: np.stack([np.asarray(norm[i]), np.asarray(lower[i])], axis=-1)
             for i, label in enumerate(points)}

@@ -131,7 +131,8 @@ def oracle_means(dist: str, selections: np.ndarray, points: np.ndarray, num_samp
     dtype = jnp.result_type(float)
     s = jax.vmap(SignedAbs(jnp.asarray(dist == "pm1"), jnp.zeros((), dtype), jnp.zeros((), dtype)).sampler)(
         jax.random.split(key, num_samples))
-    mean, se = _oracle_stats(jnp.asarray(selections, dtype), jnp.asarray(points, dtype), s,
+    sel = nsopt.algorithms.shard_leading(jnp.asarray(selections, dtype))  # split over the devices
+    mean, se = _oracle_stats(sel, jnp.asarray(points, dtype), s,
                              jnp.asarray(dist == "pm1"))
     return np.asarray(mean), np.asarray(se)
 

@@ -175,7 +175,8 @@ def lower_level_check(u: np.ndarray, offset: float) -> dict[str, Any]:
     implicit direction vs ``L(u)``, whether ``singular="raise"`` refuses the derivative; and the
     same derivative with an inexact forward solve (``s = L(u) + offset``): there
     ``B = ||r||^2 I + 2 r r^T`` with ``r = offset (1, 1, 1)``, tiny but of condition number 3."""
-    r = jax.tree.map(np.asarray, _lower_level_arrays(jnp.asarray(u), jnp.asarray(offset)))
+    u_all = nsopt.algorithms.shard_leading(jnp.asarray(u))  # the points split over the devices
+    r = jax.tree.map(np.asarray, _lower_level_arrays(u_all, jnp.asarray(offset)))
     try:
         jax.block_until_ready(jax.grad(lambda x: implicit_loss(x, singular="raise"))(jnp.asarray(u[0])))
         raised = False

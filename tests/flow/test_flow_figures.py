@@ -80,3 +80,40 @@ def test_lyapunov_figure(data):
     assert np.nanmin(ax.lines[0].get_ydata()) >= 0
     with pytest.raises(ValueError, match="must match times"):
         nsopt.flow.lyapunov_figure({"bad": (batch.tau[..., :3], E)})
+
+
+def test_on_points_compiles_once_per_structure():
+    """Problems that differ only in array values share one program; a static difference does not."""
+    from jax import monitoring
+
+    from nsopt.flow.figures import on_points
+
+    compiles = []
+
+    def listen(name, secs, **kw):
+        if name.endswith("backend_compile_duration"):
+            compiles.append(name)
+
+    monitoring.register_event_duration_secs_listener(listen)
+    try:
+        _check_on_points(on_points, compiles)
+    finally:
+        monitoring.unregister_event_duration_listener(listen)
+
+
+def _check_on_points(on_points, compiles):
+    pts = np.stack(np.meshgrid(np.linspace(-2, 2, 7), np.linspace(-1, 1, 5)), -1)
+    a = on_points(ring(noise=0.3, kink=0.0).F, pts)
+    n = len(compiles)
+    b = on_points(ring(noise=0.7, kink=0.5).F, pts)  # other array values: the same program
+    assert len(compiles) == n
+    c = on_points(ring(init_radius=3.0).F, pts)  # another static field: a new program
+    assert len(compiles) > n
+    assert a.shape == pts.shape[:-1]
+    r2 = (pts**2).sum(-1)
+    np.testing.assert_allclose(a, np.abs(r2 - 1), rtol=1e-12)  # F = | ||w||^2 - 1 |, closed form
+    np.testing.assert_allclose(b, np.abs(r2 - 1), rtol=1e-12)  # noise and kink do not change F
+    np.testing.assert_allclose(c, np.abs(r2 - 1), rtol=1e-12)
+    field = on_points(ring(kink=0.5).field, pts)  # outputs keep their trailing axis; abs'(0) = kink
+    slope = np.where(r2 == 1, 0.5, np.sign(r2 - 1))
+    np.testing.assert_allclose(field, 2 * slope[..., None] * pts, rtol=1e-12)
