@@ -299,9 +299,17 @@ def run(params: Params, key: Array) -> PresetResult:
             arrays[f"{name}/{lab}/apt_times"] = times[i]
             arrays[f"{name}/{lab}/lyapunov_median"] = np.median(E[i], axis=0)
             arrays[f"{name}/{lab}/tau"] = tau[i, 0]
-        if heavy:
-            metrics["kink_study"] = _kink_study(prm, problem, traj, idx, d, err, wins, reps[1], long,
-                                                idx_long, ik, q, r, arrays, study_curves)
+        if heavy:  # the kink study: the noisy runs of kink_p, the noise-0 control (last row), the long run
+            times_long = tau_long[idx_long]
+            series = {"noisy": (times[ik], d[ik], err[ik], wins[ik]),
+                      "noise_0": (times[-1], d[-1], err[-1], wins[-1]),
+                      "long": (times_long, reps[1].distance, reps[1].error,
+                               kink_windows(np.asarray(long.w)[0], np.asarray(long.y)[0], tau_long, times_long, T))}
+            (coarse,), _ = windowed_diagnose([(_flat(traj, [ik]), np.tile(idx[ik][-q:], (n_runs, 1)))],
+                                             problem.field, T, dt=prm.coarse_dt, method=prm.method, r=r)
+            metrics["kink_study"], study_arrays, study_curves = _kink_study(prm, series, idx[-1], coarse,
+                                                                           d[ik][:, -q:], reps[0].dt, q)
+            arrays.update(study_arrays)
         per.update(seconds=time.perf_counter() - t0, run_s=run_s, compile_s=timing["compile_s"],
                    flow_s=timing["flow_s"])
         log.info("apt_schedules: %s done in %.1f s", name, per["seconds"])
@@ -320,39 +328,31 @@ def run(params: Params, key: Array) -> PresetResult:
     return PresetResult(metrics=metrics, arrays=arrays, figures={"apt_schedules": fig}, claims=claims)
 
 
-def _kink_study(prm, problem, traj, idx, d, err, wins, rep_long, long, idx_long, ik, q, r, arrays, curves):
-    """Heavy ball at ``p = kink_p``: the noisy runs, the noise-0 control (last config row) and the
-    long run, each summarized by :func:`_curve_stats`; the late windows' flow again at ``coarse_dt``."""
-    T = float(prm.T)
-    tau = np.asarray(traj.tau)
-    times = np.take_along_axis(tau[:, 0], idx, axis=1)
-    tau_long = np.asarray(long.tau)[0, 0]
-    times_long = tau_long[idx_long]
-    win_long = kink_windows(np.asarray(long.w)[0], np.asarray(long.y)[0], tau_long, times_long, T)
-    series = {"noisy": (times[ik], d[ik], err[ik], wins[ik]),
-              "noise_0": (times[-1], d[-1], err[-1], wins[-1]),
-              "long": (times_long, rep_long.distance, rep_long.error, win_long)}
+def _kink_study(prm, series: dict, idx_noise0: np.ndarray, coarse, late_fine: np.ndarray, dt: float, q: int):
+    """Heavy ball at ``p = kink_p``: ``series[key] = (times, distance, error, kink_windows)`` of the
+    noisy runs, the noise-0 control and the long run, each summarized by :func:`_curve_stats`;
+    ``coarse``: the noisy runs' late windows again at ``coarse_dt`` (``late_fine``: at ``dt``).
+
+    Returns ``(metrics, arrays, curves)``.
+    """
     out: dict[str, Any] = {"p": prm.kink_p, "long_steps": prm.long_steps, "long_seeds": prm.long_seeds,
-                           "dt": float(rep_long.dt), "coarse_dt": prm.coarse_dt}
+                           "dt": dt, "coarse_dt": prm.coarse_dt}
+    arrays, curves = {}, {}
     for key, (t, dd, ee, ww) in series.items():
         out[key] = _curve_stats(t, dd, ee, ww, q)
         curves[key] = (t, dd, ee, ww["crossings"], ww["momentum_range"])
-        arrays[f"kink_study/{key}/apt"], arrays[f"kink_study/{key}/apt_error"] = dd, ee
-        arrays[f"kink_study/{key}/apt_times"] = t
-        arrays[f"kink_study/{key}/crossings"] = ww["crossings"]
-        arrays[f"kink_study/{key}/momentum_range"] = ww["momentum_range"]
-    j0 = int(np.argmin(np.median(d[-1], axis=0)))  # the noise-0 control's closest window
-    k0 = idx[-1][j0] * prm.record_every
+        arrays.update({f"kink_study/{key}/apt": dd, f"kink_study/{key}/apt_error": ee,
+                       f"kink_study/{key}/apt_times": t, f"kink_study/{key}/crossings": ww["crossings"],
+                       f"kink_study/{key}/momentum_range": ww["momentum_range"]})
+    j0 = int(np.argmin(np.median(series["noise_0"][1], axis=0)))  # the noise-0 control's closest window
+    k0 = idx_noise0[j0] * prm.record_every
     out["noise_0"]["alpha_at_min"] = float(prm.alpha0 * prm.b ** prm.kink_p / (k0 + prm.b) ** prm.kink_p)
-    # the late windows again with the coarser flow step: does the distance depend on the step?
-    late = idx[ik][-q:]
-    (coarse,), _ = windowed_diagnose([(_flat(traj, [ik]), np.tile(late, (prm.seeds, 1)))], problem.field, T,
-                                     dt=prm.coarse_dt, method=prm.method, r=r)
+    # does the late distance depend on the flow's step?
     out["coarse"] = {"dt": coarse.dt, "apt_last": float(np.median(coarse.distance)),
                      "error_last": float(np.median(coarse.error)),
                      "resolved_last": float(np.mean(coarse.resolved)),
-                     "apt_change_over_error": float(np.median(np.abs(coarse.distance - d[ik][:, -q:]) / coarse.error))}
-    return out
+                     "apt_change_over_error": float(np.median(np.abs(coarse.distance - late_fine) / coarse.error))}
+    return out, arrays, curves
 
 
 def _figure(apt_curves, lyap_curves, study_curves, prm, T, r):
