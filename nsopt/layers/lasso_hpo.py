@@ -101,7 +101,8 @@ def _theta(t: ArrayLike) -> Array:
 
 class HPOResult(NamedTuple):
     """``theta`` and ``value`` reached; per evaluation: ``thetas``, ``values``, ``times``
-    (seconds since the start, after each evaluation); ``evaluations``: criterion calls."""
+    (seconds since the start, after each evaluation); ``evaluations``: criterion calls;
+    ``x``: the solution (auxiliary output) at ``theta``."""
 
     theta: float
     value: float
@@ -109,6 +110,7 @@ class HPOResult(NamedTuple):
     values: np.ndarray
     times: np.ndarray
     evaluations: int
+    x: Any = None
 
 
 def hypergradient_descent(
@@ -150,7 +152,7 @@ def hypergradient_descent(
         else:
             lr = 0.5 * lr
     return HPOResult(float(theta), value, np.asarray(thetas), np.asarray(values),
-                     np.asarray(times), len(values))
+                     np.asarray(times), len(values), x)
 
 
 def grid_search(
@@ -160,12 +162,14 @@ def grid_search(
     from the previous solution (order the grid from large to small penalties)."""
     t0 = time.perf_counter()
     vals, times = [], []
-    x = x0
+    x = best = x0
     for t in np.asarray(thetas, float):
         v, x = value(_theta(t), x)
         vals.append(float(v))
         times.append(time.perf_counter() - t0)
+        if len(vals) == 1 or vals[-1] < min(vals[:-1]):  # the first minimum, as argmin
+            best = x
     vals_arr = np.asarray(vals)
     i = int(np.argmin(vals_arr))
     return HPOResult(float(np.asarray(thetas)[i]), float(vals_arr[i]),
-                     np.asarray(thetas, float), vals_arr, np.asarray(times), len(vals))
+                     np.asarray(thetas, float), vals_arr, np.asarray(times), len(vals), best)

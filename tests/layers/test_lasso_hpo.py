@@ -83,6 +83,10 @@ def test_hypergradient_descent_reaches_the_grid_optimum(data):
     assert gd.value < gd.values[0]  # it moved downhill from the start
     assert gd.evaluations == len(gd.thetas) <= 40 and np.all(np.diff(gd.times) >= 0)
     assert grid.value == grid.values.min() and grid.evaluations == 200
+    for res in (gd, grid):  # the solution each search ended at, against scikit-learn's at its theta
+        sk = Lasso(alpha=np.exp(res.theta) / A.shape[0], fit_intercept=False, tol=1e-14, max_iter=100_000)
+        np.testing.assert_allclose(res.x, sk.fit(A, b).coef_, rtol=0, atol=1e-8)
+        assert abs(float(hpo.held_out_mse(res.x, A_val, b_val)) - res.value) <= 1e-12 * res.value
 
 
 def test_hypergradient_descent_on_a_smooth_function():
