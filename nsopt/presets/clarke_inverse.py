@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+import nsopt
 import nsopt.implicit as ni
 from nsopt.nonsmooth import kinks
 from nsopt import validate
@@ -235,7 +236,8 @@ def region_jacobians(points_per_region: int, seed: int) -> dict[str, Any]:
     zs = np.concatenate([rng.uniform(0.05, 1.0, size=(n, 2)) * np.array(s) for s in REGIONS.values()])
     theta = np.concatenate([zs[i * n:(i + 1) * n] @ region_matrix(*s).T
                             for i, s in enumerate(REGIONS.values())])
-    jr, jf, fd, back = (np.asarray(a) for a in _jacobians(jnp.asarray(theta)))
+    theta_all = nsopt.algorithms.shard_leading(jnp.asarray(theta))  # the points split over the devices
+    jr, jf, fd, back = (np.asarray(a) for a in _jacobians(theta_all))
     out: dict[str, Any] = {}
     for i, (name, (sx, sy)) in enumerate(REGIONS.items()):
         sl = slice(i * n, (i + 1) * n)
@@ -258,8 +260,8 @@ def origin_jacobians(n_kinks: int) -> dict[str, Any]:
     psi = inverse_map()
     ks = np.linspace(-1.0, 1.0, n_kinks)
     kx, ky = (a.ravel() for a in np.meshgrid(ks, ks))
-    J = np.asarray(jax.jit(jax.vmap(jax.jacrev(psi), in_axes=(None, 0, 0)))(
-        jnp.zeros(2), jnp.asarray(kx), jnp.asarray(ky)))
+    kxy = nsopt.algorithms.shard_leading((jnp.asarray(kx), jnp.asarray(ky)))  # split over the devices
+    J = np.asarray(jax.jit(jax.vmap(jax.jacrev(psi), in_axes=(None, 0, 0)))(jnp.zeros(2), *kxy))
     err_inv, err_w, inside, min_w = 0.0, 0.0, 0, np.inf
     for a, b, Jab in zip(kx, ky, J):
         err_inv = max(err_inv, float(np.max(np.abs(Jab - np.linalg.inv([[a, 1.0], [2.0, b]])))))

@@ -73,7 +73,7 @@ for where, shard in (("one", False), ("split", None)):
         out[f"diagnose_{where}_{n}"] = [check(two.distance), check(two.error), check(two.lyapunov), d]
 
 # presets that vmap their own batches: the same arrays as their kernels on unsplit inputs
-from nsopt.presets import artificial_critical as ac, integral_rule as ir, lorenz as lz
+from nsopt.presets import artificial_critical as ac, clarke_inverse as ci, integral_rule as ir, lorenz as lz
 kl = nsopt.problems.kinked_line()
 pts = {"a": (-1.0, 0.0), "b": (-0.5, 0.3), "c": (-1.5, -0.2), "d": (-0.3, 0.5)}
 rho, key = np.array([0.1, 0.01]), jax.random.key(0)
@@ -91,6 +91,10 @@ ref = lz._lower_level_arrays(jnp.asarray(u), jnp.asarray(0.1))
 r = lz.lower_level_check(u, 0.1)
 out["lorenz"] = same([r["dz_du_max_abs"], r["direction_minus_L_max_abs"]],
                     [np.max(np.abs(ref["jac"])), np.max(np.abs(ref["direction"] - ref["v"]))])
+theta = np.random.default_rng(1).uniform(-1, 1, (6, 2))
+split_j = ci._jacobians(nsopt.algorithms.shard_leading(jnp.asarray(theta)))
+whole_j = ci._jacobians(jax.device_put(jnp.asarray(theta), jax.devices()[0]))
+out["clarke_inverse"] = [split(split_j[0]), same(list(split_j), list(whole_j))]
 print(json.dumps(out))
 """
 
@@ -110,3 +114,4 @@ def test_two_devices_split_batches_and_match_one_device():
         assert out[f"diagnose_{where}_4"] == [True, True, True, 0.0], out
         assert out[f"diagnose_{where}_3"] == [True, True, True, 0.0], out
     assert out["artificial_critical"] < 1e-12 and out["integral_rule"] < 1e-12 and out["lorenz"] < 1e-12, out
+    assert out["clarke_inverse"][0] is True and out["clarke_inverse"][1] < 1e-12, out
