@@ -161,15 +161,18 @@ def fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-def placeholders(template: str, context: dict) -> list[tuple[str, str]]:
-    """``(placeholder, rendered value)`` for each placeholder of ``template``, in order."""
+def resolve(template: str, context: dict) -> list[tuple[str, Any, str]]:
+    """``(placeholder, value, format spec)`` for each placeholder of ``template``, in order."""
     out = []
     for m in PLACEHOLDER.finditer(template):
-        expr = m.group(1)
-        path, _, spec = expr.partition(":") if ":" in expr else (expr, "", "")
-        value = lookup(context, path.strip().split("."), path.strip())
-        out.append((m.group(0), fmt(value, spec.strip())))
+        path, _, spec = m.group(1).partition(":")
+        out.append((m.group(0), lookup(context, path.strip().split("."), path.strip()), spec.strip()))
     return out
+
+
+def placeholders(template: str, context: dict) -> list[tuple[str, str]]:
+    """``(placeholder, rendered value)`` for each placeholder of ``template``, in order."""
+    return [(ph, fmt(value, spec)) for ph, value, spec in resolve(template, context)]
 
 
 def render_template(template: str, context: dict) -> str:
@@ -280,11 +283,7 @@ def stored() -> tuple[dict[str, dict | None], dict]:
 
 def raw_values(template: str, context: dict) -> list[Any]:
     """The unformatted value of each placeholder of ``template``, in order."""
-    out = []
-    for m in PLACEHOLDER.finditer(template):
-        path = m.group(1).partition(":")[0].strip()
-        out.append(lookup(context, path.split("."), path))
-    return out
+    return [value for _, value, _ in resolve(template, context)]
 
 
 def rounding_jitter(a: Any, b: Any, rtol: float) -> bool:

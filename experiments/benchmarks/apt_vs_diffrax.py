@@ -47,6 +47,9 @@ import nsopt.flow
 from nsopt.flow.interpolate import interpolate_path
 from nsopt.problems import ring
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import timed  # noqa: E402
+
 
 def timed_interleaved(fns, repeat):
     """Run times of each function, alternating them (load from other processes hits both alike)."""
@@ -143,21 +146,9 @@ def main(argv=None):
     def theirs_map():
         return theirs_map_fn(flat.tau, flat.w, times)
 
-    t = time.perf_counter()
-    d_ours = jax.block_until_ready(ours())
-    c_ours = time.perf_counter() - t
-    t = time.perf_counter()
-    d_theirs = jax.block_until_ready(theirs())
-    c_theirs = time.perf_counter() - t
-    t = time.perf_counter()
-    d_theirs_map = jax.block_until_ready(theirs_map())
-    c_theirs_map = time.perf_counter() - t
-    t = time.perf_counter()
-    d_search = jax.block_until_ready(ours_search())
-    c_search = time.perf_counter() - t
-    t = time.perf_counter()
-    d_vmapped = jax.block_until_ready(ours_vmapped())
-    c_vmapped = time.perf_counter() - t
+    # first calls: compile + run
+    (d_ours, c_ours), (d_theirs, c_theirs), (d_theirs_map, c_theirs_map), (d_search, c_search), \
+        (d_vmapped, c_vmapped) = (timed(f) for f in (ours, theirs, theirs_map, ours_search, ours_vmapped))
     same = bool(jnp.array_equal(d_ours, d_search))
     print(f"merged walk (bound {most} records per step) == binary search, bit for bit: {same}")
     if not same:

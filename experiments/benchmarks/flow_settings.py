@@ -29,10 +29,10 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _common import emit  # noqa: E402
 from _jobdata import job_trajectories  # noqa: E402
 
 from nsopt import flow  # noqa: E402
@@ -104,10 +104,7 @@ def main(argv=None):
     lines += ["", f"1-minute load average {load0:.1f} at the start, {load1:.1f} at the end (shared 2-core box; "
               "runs and flow measured in the same process, so the ratio is the number to read).", ""]
     out = "\n".join(lines)
-    print(out)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write("\n" + out)
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import emit  # noqa: E402
 
 HWM = ("import atexit\n"
        "def _hwm():\n"
@@ -113,10 +115,7 @@ def main(argv=None):
         lines.append(f"| {name} | {kb / 1024:.0f} | {(kb - base) / 1024:.0f} | {tb} | {secs:.0f} |")
     lines += ["", "Stage timings from the jobs' summary.json:", ""] + [f"- {x}" for x in stages]
     out = "\n".join(lines) + "\n"
-    print(out)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write("\n" + out)
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

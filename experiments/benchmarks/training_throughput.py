@@ -40,18 +40,13 @@ import numpy as np
 import optax
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _common import emit, timed  # noqa: E402
 from _jobdata import compose_job  # noqa: E402
 
 import nsopt  # noqa: E402
 from nsopt.schedules import inverse_power  # noqa: E402
 
 PROBLEMS = {"relu": ["problem=relu_digits", "problem.kink=1.0"], "deq": ["problem=deq_digits", "flow=none"]}
-
-
-def timed(fn):
-    t = time.perf_counter()
-    out = jax.block_until_ready(fn())
-    return out, time.perf_counter() - t
 
 
 def main(argv=None):
@@ -114,13 +109,16 @@ def main(argv=None):
     c = time.perf_counter() - t
     compiles["b"] = c
 
-    def loop_b():
-        p, s, k = step_b(w0, opt.init(w0), keys)
-        for _ in range(N - 1):
-            p, s, k = step_b2(p, s, k)
-        return p
+    def loop_b(keys):
+        """(b): the jitted vmapped step in a Python loop, from the seeds' keys."""
+        def run():
+            p, s, k = step_b(w0, opt.init(w0), keys)
+            for _ in range(N - 1):
+                p, s, k = step_b2(p, s, k)
+            return p
+        return run
 
-    runners["b"] = loop_b
+    runners["b"] = loop_b(keys)
 
     # (c) hand-written vmap + lax.scan
     def train(params, key):
@@ -149,13 +147,7 @@ def main(argv=None):
         jax.block_until_ready(step_b2(p, s_, k))
         compiles["b2"] = time.perf_counter() - t
 
-        def loop_b_sharded():
-            p, s_, k = step_b(w0, opt.init(w0), keys_s)
-            for _ in range(N - 1):
-                p, s_, k = step_b2(p, s_, k)
-            return p
-
-        runners["b2"] = loop_b_sharded
+        runners["b2"] = loop_b(keys_s)
         t = time.perf_counter()
         fc2 = jax.jit(jax.vmap(train, in_axes=(None, 0))).lower(w0, keys_s).compile()
         compiles["c2"] = time.perf_counter() - t
@@ -192,10 +184,7 @@ def main(argv=None):
     if F_final is not None:
         lines.insert(-2, f"nsopt final objective (median over seeds): {float(np.nanmedian(F_final)):.4g}.")
     out = "\n".join(lines)
-    print(out)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write("\n" + out)
+    emit(out, args.out)
 
 
 if __name__ == "__main__":
