@@ -14,6 +14,10 @@ and :mod:`prox` (the module :mod:`nsopt.nonsmooth.prox`).
 
 import sys as _sys
 
+from nsopt.cpu_threads import ensure_cpu_pool as _ensure_cpu_pool
+
+_ensure_cpu_pool()  # several CPU devices: one pool thread more than devices (nsopt/cpu_threads.py)
+
 from nsopt import algorithms, failures, flow, implicit, layers, nonsmooth, oracles, problems, schedules
 from nsopt.nonsmooth import prox
 

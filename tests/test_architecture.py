@@ -13,7 +13,7 @@ PKG = Path(__file__).resolve().parents[1] / "nsopt"
 
 #: Rooms by level: a room may import rooms of a strictly lower level, and its own room.
 LEVELS = {
-    "failures": 0, "validate": 0,
+    "failures": 0, "validate": 0, "cpu_threads": 0,
     "schedules": 1, "nonsmooth": 1,
     "implicit": 2, "oracles": 2,
     "algorithms": 3, "layers": 3,

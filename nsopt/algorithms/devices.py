@@ -15,6 +15,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from nsopt.cpu_threads import check_cpu_pool
+
 PyTree = Any
 
 __all__ = ["batch_mesh", "shard_leading", "replicate"]
@@ -27,6 +29,7 @@ def batch_mesh() -> Any:
         return None
     from jax.sharding import Mesh
 
+    check_cpu_pool(devices[0].platform, len(devices))
     return Mesh(np.array(devices), ("batch",))
 
 

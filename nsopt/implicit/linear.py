@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import jax.scipy.sparse.linalg as jsl
 import numpy as np
 from jax import Array
+from jax.custom_batching import custom_vmap
 
 from nsopt import failures
 from nsopt.failures import RESULTS, Solution
@@ -52,7 +53,9 @@ __all__ = [
     "dense_check",
     "dense_solve",
     "iterative_solve",
+    "lu_solve",
     "materialize",
+    "one_matrix_at_a_time",
 ]
 
 METHODS = ("auto", "dense", "cg", "gmres", "bicgstab")
@@ -177,9 +180,49 @@ def materialize(matvec: Callable[[Array], Array], m: int, dtype) -> Array:
     return jax.vmap(matvec, out_axes=1)(jnp.eye(m, dtype=dtype))
 
 
+def one_matrix_at_a_time(f: Callable[..., Array]) -> Callable[..., Array]:
+    """``f`` (a LAPACK-backed function of single matrices) mapped over a batch one matrix at a
+    time on CPU, instead of jaxlib's batched kernel (not differentiable: use it for primal values).
+
+    jaxlib's batched LAPACK kernels split a large batch into tasks on XLA:CPU's intra-op thread
+    pool and block until those finish.  When every pool thread holds such a blocked kernel (two
+    solves running at once on a 2-core machine, or a batch split over as many CPU devices as
+    cores) nothing runs the tasks and the program never returns.  A single matrix runs inline.
+    The result is also the one of the unbatched call, bit for bit, whatever the batch; the time
+    is the batched kernel's (LAPACK's work dominates; measured on 2048 24x24 solves).  Other
+    platforms keep the batched kernel.
+    """
+    mapped = custom_vmap(f)
+
+    @mapped.def_vmap
+    def _rule(axis_size, in_batched, *args):
+        if jax.default_backend() != "cpu":
+            return jax.vmap(f, in_axes=[0 if b else None for b in in_batched])(*args), True
+        args = tuple(a if b else jnp.broadcast_to(a, (axis_size, *jnp.shape(a)))
+                     for a, b in zip(args, in_batched))
+        return jax.lax.map(lambda xs: mapped(*xs), args), True
+
+    return mapped
+
+
+_svdvals = one_matrix_at_a_time(jnp.linalg.svdvals)
+_lapack_solve = one_matrix_at_a_time(jnp.linalg.solve)
+
+
 def singular_values(B: Array) -> Array:
     """Singular values of ``B`` (descending), never differentiated."""
-    return jnp.linalg.svdvals(jax.lax.stop_gradient(B))
+    return _svdvals(jax.lax.stop_gradient(B))
+
+
+def lu_solve(B: Array, b: Array) -> Array:
+    """``B^{-1} b`` by LU (``b`` may have trailing columns), one matrix at a time under ``vmap`` on
+    CPU (:func:`one_matrix_at_a_time`); differentiable in ``B`` and ``b`` to any order and
+    transposable, through ``lax.custom_linear_solve`` (``dt = B^{-1}(db - dB t)``)."""
+    return jax.lax.custom_linear_solve(
+        lambda x: B @ x, b,
+        solve=lambda _, r: _lapack_solve(B, r),
+        transpose_solve=lambda _, r: _lapack_solve(B.T, r),
+    )
 
 
 def dense_check(B: Array, singular: str, rcond: float | None) -> Solution:
@@ -214,7 +257,7 @@ def dense_solve(B: Array, b: Array, singular: str, rcond: float | None,
     B = failures.handle(dense_check(B, singular, rcond), on_failure, SOLVER, MESSAGES).value
     if singular == "pinv":
         return jnp.linalg.pinv(B, rtol=rc) @ b
-    return jnp.linalg.solve(B, b)
+    return lu_solve(B, b)
 
 
 def _rtol(cfg: LinearSolver, dtype) -> float:
