@@ -10,7 +10,7 @@ those of one device.  One helper serves every batched path (:func:`nsopt.run_bat
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -19,7 +19,7 @@ from nsopt.cpu_threads import check_cpu_pool
 
 PyTree = Any
 
-__all__ = ["batch_mesh", "shard_leading", "replicate"]
+__all__ = ["batch_mesh", "shard_leading", "replicate", "is_split", "per_device", "shard_batch"]
 
 
 def batch_mesh() -> Any:
@@ -82,3 +82,50 @@ def replicate(tree: PyTree) -> PyTree:
 
     rep = NamedSharding(mesh, PartitionSpec())
     return jax.tree.map(lambda x: jax.device_put(x, rep) if _is_array(x) else x, tree)
+
+
+def is_split(x: Any) -> bool:
+    """Whether the array ``x`` is split over several devices (not a copy on each)."""
+    sharding = getattr(x, "sharding", None)
+    return sharding is not None and len(sharding.device_set) > 1 and not sharding.is_fully_replicated
+
+
+def per_device(f: Callable, in_axes: tuple[int | None, ...], out_axis: int) -> Callable:
+    """``f`` run by each device on its own share of the batch (``jax.shard_map`` over the mesh
+    ``"batch"``), for use inside ``jit``: argument ``i`` is split along ``in_axes[i]`` (every leaf)
+    or, with ``None``, the same on every device; the outputs are split along ``out_axis``.
+
+    Runs are independent, so the numbers are those of one device; unlike a program split by
+    XLA's partitioner, a loop whose stopping test reduces over the batch (a ``while_loop`` under
+    ``vmap``, e.g. a DEQ's forward solve) then stops per device, without a collective at each
+    iteration.  On one device ``f`` itself is returned.
+    """
+    mesh = batch_mesh()
+    if mesh is None:
+        return f
+    from jax.sharding import PartitionSpec
+
+    def spec(axis: int | None) -> Any:
+        return PartitionSpec() if axis is None else PartitionSpec(*([None] * axis), "batch")
+
+    return jax.shard_map(f, mesh=mesh, in_specs=tuple(spec(a) for a in in_axes),
+                         out_specs=spec(out_axis), check_vma=False)
+
+
+def shard_batch(keys: Any, w0: PyTree, scales: Any, shard: bool | None = None) -> tuple:
+    """Place a seeds x inits x scales batch (:func:`nsopt.run_batch`) on all devices: split the
+    seeds axis (else the inits axis) over the mesh ``"batch"``, replicate the rest; a no-op on one
+    device.  ``shard=True``: a batch that neither axis splits evenly is an error."""
+    n = len(jax.devices())
+    if shard is False or n == 1:
+        return keys, w0, scales
+    n_inits = jax.tree.leaves(w0)[0].shape[0]
+    if keys.shape[0] % n == 0:
+        return shard_leading(keys), replicate(w0), replicate(scales)
+    if n_inits % n == 0:
+        return replicate(keys), shard_leading(w0), replicate(scales)
+    if shard:
+        raise ValueError(
+            f"cannot shard the batch over {n} devices: neither the number of seeds ({keys.shape[0]}) "
+            f"nor of inits ({n_inits}) is a multiple of {n}")
+    return keys, w0, scales

@@ -25,7 +25,7 @@ from jax import Array
 
 from nsopt import validate
 from nsopt.algorithms.base import Algorithm, Oracle, PyTree
-from nsopt.algorithms.devices import replicate, shard_leading
+from nsopt.algorithms.devices import is_split, per_device, replicate, shard_batch, shard_leading
 
 Sampler = Callable[[Array], Any]
 Objective = Callable[[PyTree], Array]
@@ -278,7 +278,9 @@ class CompiledBatch:
         self._keys, self._scales = keys, scales
         self.num_steps, self.record_every, self.chunks = num_steps, record_every, chunks
         self._per_chunk = num_steps // record_every // chunks
-        start_args = (algorithm, oracle, sampler, w0, keys, scales, objective)
+        # the grid axis split over the devices (seeds 0, inits 1): each device runs its share
+        self._split = 0 if is_split(keys) else 1 if is_split(jax.tree.leaves(w0)[0]) else None
+        start_args = (algorithm, oracle, sampler, w0, keys, scales, objective, self._split)
         self._start = _grid_start.lower(*start_args).compile()
         self._carry0, self._first = self._start(*start_args)
         self._advance = _grid_advance.lower(*self._adv_args(self._carry0)).compile()
@@ -299,7 +301,7 @@ class CompiledBatch:
     def _adv_args(self, carry):
         algorithm, oracle, sampler, objective = self._static
         return (algorithm, oracle, sampler, self._keys, self._scales, carry, self._per_chunk,
-                self.record_every, objective)
+                self.record_every, objective, self._split)
 
     def __call__(self, progress: Callable[[int, int], None] | None = None,
                  on_records: Callable[[dict], None] | None = None) -> Trajectory:
@@ -381,24 +383,6 @@ def _grid_args(algorithm, oracle, sampler, w0, seeds, num_steps, record_every, s
     return algorithm, oracle, sampler, w0, keys, scales, num_steps, record_every, objective
 
 
-def shard_batch(keys: Array, w0: PyTree, scales: Array, shard: bool | None = None):
-    """Place the batch on all JAX devices: split the seeds axis (else the inits axis) over the
-    mesh ``"batch"`` of :mod:`nsopt.algorithms.devices`, replicate the rest; a no-op on one device."""
-    n = len(jax.devices())
-    if shard is False or n == 1:
-        return keys, w0, scales
-    n_inits = jax.tree.leaves(w0)[0].shape[0]
-    if keys.shape[0] % n == 0:
-        return shard_leading(keys), replicate(w0), replicate(scales)
-    if n_inits % n == 0:
-        return replicate(keys), shard_leading(w0), replicate(scales)
-    if shard:
-        raise ValueError(
-            f"cannot shard the batch over {n} devices: neither the number of seeds ({keys.shape[0]}) "
-            f"nor of inits ({n_inits}) is a multiple of {n}")
-    return keys, w0, scales
-
-
 def _over_grid(f, carry_axes: bool):
     """vmap ``f(key, x, scale)`` over seeds x inits x scales; ``x`` is ``w0`` (batched over inits)
     or, with ``carry_axes``, a carry batched over all three axes."""
@@ -408,28 +392,39 @@ def _over_grid(f, carry_axes: bool):
     return jax.vmap(over_inits, in_axes=(0, c, None))
 
 
+def _on_devices(grid: Callable, split: int | None, x_axis: int | None) -> Callable:
+    """``grid(keys, x, scales)`` per device when the seeds (``split=0``) or the inits (1) are split
+    over the devices; ``x`` is split along ``x_axis`` (``None``: the same on every device)."""
+    return grid if split is None else per_device(grid, (0 if split == 0 else None, x_axis, None), split)
+
+
 @eqx.filter_jit
-def _grid_start(algorithm, oracle, sampler, w0, keys, scales, objective):
+def _grid_start(algorithm, oracle, sampler, w0, keys, scales, objective, split=None):
     def single(key, w, s):
         alg = algorithm.with_scale(s)
         c = start(alg, oracle, sampler, w, key)
         return c, _record(c, objective, alg)
 
-    return _over_grid(single, carry_axes=False)(keys, w0, scales)
+    grid = _over_grid(single, carry_axes=False)  # w0: inits first
+    return _on_devices(grid, split, 0 if split == 1 else None)(keys, w0, scales)
 
 
 @eqx.filter_jit
-def _grid_advance(algorithm, oracle, sampler, keys, scales, carry, num_records, record_every, objective):
-    # The counter k is the same for every run: keep it unbatched, so the schedule (a power per
-    # step) and everything else depending on k alone is computed once per step, not per run.
-    k0 = carry.k.reshape(-1)[0]
+def _grid_advance(algorithm, oracle, sampler, keys, scales, carry, num_records, record_every, objective,
+                  split=None):
+    def grid(keys, carry, scales):
+        # The counter k is the same for every run: keep it unbatched, so the schedule (a power per
+        # step) and everything else depending on k alone is computed once per step, not per run.
+        k0 = carry.k.reshape(-1)[0]
 
-    def single(key, c, s):
-        c = RunState(c.state, c.tau, k0, c.diverged_step)
-        return advance(algorithm.with_scale(s), oracle, sampler, key, c, num_records, record_every,
-                       objective=objective)
+        def single(key, c, s):
+            c = RunState(c.state, c.tau, k0, c.diverged_step)
+            return advance(algorithm.with_scale(s), oracle, sampler, key, c, num_records, record_every,
+                           objective=objective)
 
-    return _over_grid(single, carry_axes=True)(keys, carry, scales)
+        return _over_grid(single, carry_axes=True)(keys, carry, scales)
+
+    return _on_devices(grid, split, split)(keys, carry, scales)
 
 
 Build = Callable[[Any], tuple[Algorithm, Oracle, Sampler, Objective | None]]
@@ -472,7 +467,8 @@ def run_configs(
     check_steps(num_steps, record_every)
     if per_config:
         configs, w0, seeds = shard_leading((configs, w0, seeds), shard)
-        return _configs_compiled(build, configs, w0, seeds, scales, num_steps, record_every, paired, True)
+        return _configs_compiled(build, configs, w0, seeds, scales, num_steps, record_every, paired, True,
+                                 is_split(jax.tree.leaves(configs)[0]))
     sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in jax.tree.leaves(configs)}
     if len(sizes) != 1 or None in sizes or 0 in sizes:
         raise ValueError("run_configs: every leaf of configs needs the same non-empty leading axis "
@@ -491,11 +487,12 @@ def run_configs(
             raise ValueError(f"scales must be a non-empty 1-D list of numbers, got shape {scales.shape}")
     configs = shard_leading(configs, shard)
     w0, keys, scales = (w0, keys, scales) if shard is False else replicate((w0, keys, scales))
-    return _configs_compiled(build, configs, w0, keys, scales, num_steps, record_every, paired, False)
+    return _configs_compiled(build, configs, w0, keys, scales, num_steps, record_every, paired, False,
+                             is_split(jax.tree.leaves(configs)[0]))
 
 
 @eqx.filter_jit
-def _configs_compiled(build, configs, w0, keys, scales, num_steps, record_every, paired, per_config):
+def _configs_compiled(build, configs, w0, keys, scales, num_steps, record_every, paired, per_config, split):
     def grid(config, w, k):
         algorithm, oracle, sampler, objective = build(config)
         sc = jnp.reshape(algorithm.scale, (1,)).astype(jnp.result_type(float)) if scales is None else scales
@@ -512,4 +509,6 @@ def _configs_compiled(build, configs, w0, keys, scales, num_steps, record_every,
                                                                  k[None]))
         return jax.vmap(pair)(w0, keys)
 
-    return jax.vmap(one, in_axes=(0, 0 if per_config else None, 0 if per_config else None))(configs, w0, keys)
+    axes = (0, 0 if per_config else None, 0 if per_config else None)
+    batched = jax.vmap(one, in_axes=axes)
+    return (per_device(batched, axes, 0) if split else batched)(configs, w0, keys)  # a device's own configs

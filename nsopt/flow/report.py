@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from nsopt.algorithms.devices import shard_leading
+from nsopt.algorithms.devices import is_split, per_device, shard_leading
 from nsopt.algorithms.run import Trajectory
 from nsopt.flow._util import batch_shape, check_trajectory, concrete_positive, map_leading, tree_sq_norm
 from nsopt.flow.apt import flow_state
@@ -194,11 +194,12 @@ def _window(tau, x, m0, r, h, field, method: Scheme, n: int, K: int, num_grid: i
 
 
 @eqx.filter_jit
-def _kernel(tau, x, m0, r, h, field, method, n, K, num_grid, heavy, num_batch):
+def _kernel(tau, x, m0, r, h, field, method, n, K, num_grid, heavy, num_batch, split=False):
     def single(tau, x, m0, r):
         return _window(tau, x, m0, r, h, field, method, n, K, num_grid, heavy)
 
-    return map_leading(single, num_batch)(tau, x, m0, r)
+    batched = map_leading(single, num_batch)
+    return per_device(batched, (0, 0, 0, 0), 0)(tau, x, m0, r) if split else batched(tau, x, m0, r)
 
 
 def _records_per_interval(tau: np.ndarray, h: float, num_grid: int) -> int:
@@ -245,12 +246,13 @@ def _chunked(tau, x, m0, r, h, static, chunks, progress, shard=None):
     part = [jnp.asarray(pad[..., c * per:(c + 1) * per], jnp.int32) for c in range(chunks)]
     if static[-1]:  # a batch of runs (not one run): place it, every chunk the same way
         tau, x, r, *part = shard_leading((tau, x, r, *part), shard)
+    split = is_split(tau)  # each device runs the windows of its own runs
     t0 = time.perf_counter()
-    compiled = _kernel.lower(tau, x, part[0], r, h, *static).compile()
+    compiled = _kernel.lower(tau, x, part[0], r, h, *static, split).compile()
     t1 = time.perf_counter()
     outs = []
     for c, mc in enumerate(part):
-        outs.append(jax.block_until_ready(compiled(tau, x, mc, r, h, *static)))
+        outs.append(jax.block_until_ready(compiled(tau, x, mc, r, h, *static, split)))
         if progress is not None:
             progress(min((c + 1) * per, J), J)
     res = tuple(jnp.concatenate([o[i] for o in outs], axis=-1)[..., :J] for i in range(3))

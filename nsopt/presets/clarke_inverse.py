@@ -51,6 +51,7 @@ import nsopt
 import nsopt.implicit as ni
 from nsopt.nonsmooth import kinks
 from nsopt import validate
+from nsopt.algorithms.devices import is_split, per_device
 from nsopt.presets.base import PresetResult, new_figure, numpy_seed
 
 __all__ = [
@@ -216,7 +217,12 @@ def inverse_weights(a: float, b: float) -> np.ndarray:
 @jax.jit
 def _jacobians(theta: Array) -> tuple[Array, Array, Array, Array]:
     """Implicit Jacobians (reverse, forward), central finite differences of ``Psi`` and ``Psi``
-    itself at the rows of ``theta`` (kink values 0)."""
+    itself at the rows of ``theta`` (kink values 0); each device does its own rows when they are
+    split over the devices."""
+    return (per_device(_jacobians_here, (0,), 0) if is_split(theta) else _jacobians_here)(theta)
+
+
+def _jacobians_here(theta: Array) -> tuple[Array, Array, Array, Array]:
     psi = inverse_map()
     zero = jnp.zeros((), theta.dtype)
     jr = jax.vmap(jax.jacrev(psi), in_axes=(0, None, None))(theta, zero, zero)
