@@ -40,6 +40,7 @@ from jax import Array
 
 import nsopt
 from nsopt import validate as V
+from nsopt.algorithms.devices import is_split, per_device
 from nsopt.presets.base import PresetResult, new_figure
 from nsopt.problems.deq_digits import DEQDigits, deq_digits
 
@@ -105,9 +106,15 @@ def _algorithm(name: str, p: Mapping[str, Any]):
 
 
 @eqx.filter_jit
-def _evaluate(problem: DEQDigits, w: Any) -> dict[str, Array]:
+def _evaluate(problem: DEQDigits, w: Any, split: bool = False) -> dict[str, Array]:
     """Test accuracy at every recorded ``w`` (runs x records) and, at the last one, train accuracy
-    and forward-solver statistics on the test inputs (compiled once per problem)."""
+    and forward-solver statistics on the test inputs (compiled once per problem); with the runs
+    split over the devices, each device evaluates its own (the forward solves stop per device)."""
+    body = lambda w: _evaluate_here(problem, w)  # noqa: E731
+    return per_device(body, (0,), 0)(w) if split else body(w)
+
+
+def _evaluate_here(problem: DEQDigits, w: Any) -> dict[str, Array]:
     acc = jax.vmap(jax.vmap(problem.accuracy))(w)
     last = jax.tree.map(lambda a: a[:, -1], w)
     stats = jax.vmap(problem.solve_stats)(last)
@@ -148,7 +155,7 @@ def run(params: Params, key: Array) -> PresetResult:
         t2 = time.perf_counter()
         loss = np.asarray(traj.objective)[:, 0, 0]  # (seeds, records)
         w = jax.tree.map(lambda a: a[:, 0, 0], traj.w)
-        ev = {k: np.asarray(v) for k, v in _evaluate(problem, w).items()}
+        ev = {k: np.asarray(v) for k, v in _evaluate(problem, w, is_split(jax.tree.leaves(w)[0])).items()}
         t3 = time.perf_counter()
         diverged = np.asarray(traj.diverged).reshape(seeds)
         ratio = loss[:, -1] / loss[:, 0]
