@@ -181,7 +181,7 @@ def materialize(matvec: Callable[[Array], Array], m: int, dtype) -> Array:
 
 
 def one_matrix_at_a_time(f: Callable[..., Array]) -> Callable[..., Array]:
-    """``f`` (a LAPACK-backed function of single matrices) mapped over a batch one matrix at a
+    """``f`` (a LAPACK-backed function of single matrices, array arguments only) mapped over a batch one matrix at a
     time on CPU, instead of jaxlib's batched kernel (not differentiable: use it for primal values).
 
     jaxlib's batched LAPACK kernels split a large batch into tasks on XLA:CPU's intra-op thread
@@ -197,16 +197,18 @@ def one_matrix_at_a_time(f: Callable[..., Array]) -> Callable[..., Array]:
     @mapped.def_vmap
     def _rule(axis_size, in_batched, *args):
         if jax.default_backend() != "cpu":
-            return jax.vmap(f, in_axes=[0 if b else None for b in in_batched])(*args), True
+            out = jax.vmap(f, in_axes=[0 if b else None for b in in_batched])(*args)
+            return out, jax.tree.map(lambda _: True, out)
         args = tuple(a if b else jnp.broadcast_to(a, (axis_size, *jnp.shape(a)))
                      for a, b in zip(args, in_batched))
-        return jax.lax.map(lambda xs: mapped(*xs), args), True
+        out = jax.lax.map(lambda xs: mapped(*xs), args)
+        return out, jax.tree.map(lambda _: True, out)
 
     return mapped
 
 
-_svdvals = one_matrix_at_a_time(jnp.linalg.svdvals)
-_lapack_solve = one_matrix_at_a_time(jnp.linalg.solve)
+_svdvals = one_matrix_at_a_time(lambda a: jnp.linalg.svdvals(a))
+_lapack_solve = one_matrix_at_a_time(lambda a, b: jnp.linalg.solve(a, b))
 
 
 def singular_values(B: Array) -> Array:

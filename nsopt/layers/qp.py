@@ -33,7 +33,8 @@ analogue of the Lasso's ``q`` on ``E \\ S``, arXiv 2106.04350 Prop. 5): with
 ``w = 1`` treats weakly active constraints as active (``x`` stays on their face; the
 one-sided derivative in directions that tighten them), ``w = 0`` (default, like the
 Lasso's ``q = 0`` off the support) as inactive (``z_i`` stays 0; the one-sided
-derivative in directions that loosen them).  Reverse mode transposes the LU solve.
+derivative in directions that loosen them).  Reverse mode transposes the LU solve
+(:func:`nsopt.implicit.linear.lu_solve`).
 
 **Invertibility** (the hypothesis of the theorem, for every ``w``): the rows
 ``[A; G_{S u W}]`` have full row rank, and ``Q`` is positive definite on the null space
@@ -59,11 +60,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from jax.scipy.linalg import lu_factor, lu_solve
 
 from nsopt import validate
 from nsopt.failures import RESULTS, Solution, check_on_failure, handle, message, result_where
 import nsopt.layers.qp_ipm as qp_ipm
+from nsopt.implicit.linear import lu_solve, one_matrix_at_a_time
+
+# LAPACK one matrix at a time under vmap on CPU (a batched kernel can wait forever on XLA:CPU's
+# pool: nsopt.implicit.linear.one_matrix_at_a_time); the checks are never differentiated
+_svdvals = one_matrix_at_a_time(lambda a: jnp.linalg.svdvals(a))
+_eigh = one_matrix_at_a_time(lambda a: tuple(jnp.linalg.eigh(a)))
+_eigvalsh = one_matrix_at_a_time(lambda a: jnp.linalg.eigvalsh(a))
 
 __all__ = ["QPSolver", "QPPoint", "solve", "solution", "MESSAGES"]
 
@@ -219,19 +226,19 @@ def _invertibility(Q, G, A, E, S, rtol):
         keep = jnp.ones(n, dt)
     else:
         C_E = jnp.concatenate([A, jnp.where(E[:, None], G, 0.0)])
-        sig = jnp.linalg.svd(C_E, compute_uv=False)
+        sig = _svdvals(C_E)
         k = p + jnp.sum(E)
         kth = sig[jnp.clip(k - 1, 0, sig.shape[0] - 1)]
         sigma_ratio = jnp.where(k == 0, 1.0, jnp.where(k > n, 0.0, kth / jnp.maximum(sig[0], tiny)))
         rank_ok = sigma_ratio > rtol
         C_S = jnp.concatenate([A, jnp.where(S[:, None], G, 0.0)])
-        _, V = jnp.linalg.eigh(C_S.T @ C_S)  # ascending: the null space comes first
+        _, V = _eigh(C_S.T @ C_S)  # ascending: the null space comes first
         keep = (jnp.arange(n) < n - (p + jnp.sum(S))).astype(dt)
         Z = V * keep
     nq = jnp.linalg.norm(Q)
     c = jnp.where(nq > 0, nq, 1.0)
     M = Z.T @ Q @ Z + c * jnp.diag(1.0 - keep)
-    hessian_ratio = jnp.linalg.eigvalsh(0.5 * (M + M.T))[0] / c
+    hessian_ratio = _eigvalsh(0.5 * (M + M.T))[0] / c
     return rank_ok, hessian_ratio > rtol, sigma_ratio, hessian_ratio
 
 
@@ -242,7 +249,7 @@ def _qp_primal(Q, q, G, h, A, b, w, cfg: QPSolver):
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in (Q, q, G, h, A, b)]))
     # Non-finite data: solve a harmless QP instead and report the code (no NaN propagation into while loops).
     Q, q, G, h, A, b = (jnp.where(finite, v, 0.0) for v in (Q, q, G, h, A, b))
-    lam_min = jnp.linalg.eigvalsh(Q)[0] if Q.shape[0] else jnp.asarray(0.0, dt)
+    lam_min = _eigvalsh(Q)[0] if Q.shape[0] else jnp.asarray(0.0, dt)
     psd = lam_min >= -tols["psd_rtol"] * jnp.linalg.norm(Q)
 
     st = qp_ipm.initial_point(Q, q, G, h, A, b)
@@ -300,8 +307,7 @@ def _qp_jvp(cfg, primals, tangents):
         db - dA @ x,
         a * (dh - dG @ x),
     ])
-    lu = lu_factor(qp_ipm.kkt_matrix(Qs, G, A, a))
-    d = lu_solve(lu, rhs)
+    d = lu_solve(qp_ipm.kkt_matrix(Qs, G, A, a), rhs)
     tangent_out = (d[:n], d[n:n + p], d[n + p:]) + tuple(jax.tree.map(_zero_tangent, out[3:]))
     return out, tangent_out
 
