@@ -90,7 +90,7 @@ def is_split(x: Any) -> bool:
     return sharding is not None and len(sharding.device_set) > 1 and not sharding.is_fully_replicated
 
 
-def per_device(f: Callable, in_axes: tuple[int | None, ...], out_axis: int) -> Callable:
+def per_device(f: Callable, in_axes: tuple[int | None, ...], out_axis: int, split: bool = True) -> Callable:
     """``f`` run by each device on its own share of the batch (``jax.shard_map`` over the mesh
     ``"batch"``), for use inside ``jit``: argument ``i`` is split along ``in_axes[i]`` (every leaf)
     or, with ``None``, the same on every device; the outputs are split along ``out_axis``.
@@ -98,9 +98,10 @@ def per_device(f: Callable, in_axes: tuple[int | None, ...], out_axis: int) -> C
     Runs are independent, so the numbers are those of one device; unlike a program split by
     XLA's partitioner, a loop whose stopping test reduces over the batch (a ``while_loop`` under
     ``vmap``, e.g. a DEQ's forward solve) then stops per device, without a collective at each
-    iteration.  On one device ``f`` itself is returned.
+    iteration.  On one device, or with ``split=False`` (the batch is not split: see :func:`is_split`),
+    ``f`` itself is returned.
     """
-    mesh = batch_mesh()
+    mesh = batch_mesh() if split else None
     if mesh is None:
         return f
     from jax.sharding import PartitionSpec

@@ -395,7 +395,7 @@ def _over_grid(f, carry_axes: bool):
 def _on_devices(grid: Callable, split: int | None, x_axis: int | None) -> Callable:
     """``grid(keys, x, scales)`` per device when the seeds (``split=0``) or the inits (1) are split
     over the devices; ``x`` is split along ``x_axis`` (``None``: the same on every device)."""
-    return grid if split is None else per_device(grid, (0 if split == 0 else None, x_axis, None), split)
+    return per_device(grid, (0 if split == 0 else None, x_axis, None), split or 0, split is not None)
 
 
 @eqx.filter_jit
@@ -511,4 +511,4 @@ def _configs_compiled(build, configs, w0, keys, scales, num_steps, record_every,
 
     axes = (0, 0 if per_config else None, 0 if per_config else None)
     batched = jax.vmap(one, in_axes=axes)
-    return (per_device(batched, axes, 0) if split else batched)(configs, w0, keys)  # a device's own configs
+    return per_device(batched, axes, 0, split)(configs, w0, keys)  # each device its own configs

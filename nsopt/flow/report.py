@@ -199,7 +199,7 @@ def _kernel(tau, x, m0, r, h, field, method, n, K, num_grid, heavy, num_batch, s
         return _window(tau, x, m0, r, h, field, method, n, K, num_grid, heavy)
 
     batched = map_leading(single, num_batch)
-    return per_device(batched, (0, 0, 0, 0), 0)(tau, x, m0, r) if split else batched(tau, x, m0, r)
+    return per_device(batched, (0, 0, 0, 0), 0, split)(tau, x, m0, r)
 
 
 def _records_per_interval(tau: np.ndarray, h: float, num_grid: int) -> int:

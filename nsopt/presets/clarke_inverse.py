@@ -219,7 +219,7 @@ def _jacobians(theta: Array) -> tuple[Array, Array, Array, Array]:
     """Implicit Jacobians (reverse, forward), central finite differences of ``Psi`` and ``Psi``
     itself at the rows of ``theta`` (kink values 0); each device does its own rows when they are
     split over the devices."""
-    return (per_device(_jacobians_here, (0,), 0) if is_split(theta) else _jacobians_here)(theta)
+    return per_device(_jacobians_here, (0,), 0, is_split(theta))(theta)
 
 
 def _jacobians_here(theta: Array) -> tuple[Array, Array, Array, Array]:
@@ -267,7 +267,8 @@ def origin_jacobians(n_kinks: int) -> dict[str, Any]:
     ks = np.linspace(-1.0, 1.0, n_kinks)
     kx, ky = (a.ravel() for a in np.meshgrid(ks, ks))
     kxy = nsopt.algorithms.shard_leading((jnp.asarray(kx), jnp.asarray(ky)))  # split over the devices
-    J = np.asarray(jax.jit(jax.vmap(jax.jacrev(psi), in_axes=(None, 0, 0)))(jnp.zeros(2), *kxy))
+    jac = per_device(jax.vmap(jax.jacrev(psi), in_axes=(None, 0, 0)), (None, 0, 0), 0, is_split(kxy[0]))
+    J = np.asarray(jax.jit(jac)(jnp.zeros(2), *kxy))
     err_inv, err_w, inside, min_w = 0.0, 0.0, 0, np.inf
     for a, b, Jab in zip(kx, ky, J):
         err_inv = max(err_inv, float(np.max(np.abs(Jab - np.linalg.inv([[a, 1.0], [2.0, b]])))))

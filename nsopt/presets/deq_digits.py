@@ -110,8 +110,7 @@ def _evaluate(problem: DEQDigits, w: Any, split: bool = False) -> dict[str, Arra
     """Test accuracy at every recorded ``w`` (runs x records) and, at the last one, train accuracy
     and forward-solver statistics on the test inputs (compiled once per problem); with the runs
     split over the devices, each device evaluates its own (the forward solves stop per device)."""
-    body = lambda w: _evaluate_here(problem, w)  # noqa: E731
-    return per_device(body, (0,), 0)(w) if split else body(w)
+    return per_device(lambda w: _evaluate_here(problem, w), (0,), 0, split)(w)
 
 
 def _evaluate_here(problem: DEQDigits, w: Any) -> dict[str, Array]:

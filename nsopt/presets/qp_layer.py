@@ -88,7 +88,9 @@ def _train(problem: QPDigits, name: str, p: Params, w0, keys: Array) -> dict[str
     """Runs (one per key) with every iterate recorded, then per-step QP statistics and evaluations.
 
     One compiled program per stage (run, statistics, evaluation), looped over the keys in
-    Python: vmapping the whole pipeline over keys deadlocked XLA:CPU here (jax 0.10.2).
+    Python: one vmapped program over the keys was slower here (smoke 39 s against 25 s on a
+    2-core CPU; it once hung, on the batched LAPACK kernels that ``nsopt.implicit.linear``
+    now calls one matrix at a time).
     """
     alg = _algorithm(name, p)
     ks = jnp.arange(p.num_steps)
