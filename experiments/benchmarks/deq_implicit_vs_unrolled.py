@@ -62,7 +62,7 @@ def make_loss(kind: str, depth: int | None, linear_solve: str = "dense", tol: fl
         W = monotone_weight(d["A"], d["B"], M)
         v = x @ d["U"]["kernel"] + d["U"]["bias"]
         if kind == "unrolled":
-            return jax.vmap(lambda vi: solver.unrolled(W, vi, m=M).z)(v), W, v
+            return jax.vmap(lambda vi: solver.unrolled(W, vi, m=M).value)(v), W, v
         z_star = deq_implicit(solver, m=M, linear_solve=linear_solve)
         return jax.vmap(z_star, in_axes=(None, 0, 0))(W, v, jnp.zeros_like(v)), W, v
 
